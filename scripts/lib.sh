@@ -1,0 +1,87 @@
+# Shared by run.sh and test.sh: install what is missing, start PostgreSQL (and later libvirt).
+# Every function is idempotent: safe to run again on a machine where it already ran.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LIMEN_STATE_DIR=$(realpath -m "${LIMEN_STATE_DIR:-$REPO_ROOT/.limen}")
+LIMEN_PG_PORT=${LIMEN_PG_PORT:-54329}
+export LIMEN_STATE_DIR
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# apt_install PKG... : installs the packages that are missing; `apt-get update` at most once per run.
+APT_UPDATED=${APT_UPDATED:-0}
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "Installing ${missing[*]}"
+  if [ "$APT_UPDATED" = 0 ]; then
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_dotnet() {
+  command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net); it is not an apt package on Debian 12." >&2; exit 1; }
+}
+
+state_dir() {
+  mkdir -p "$LIMEN_STATE_DIR"
+  # 0711: PostgreSQL (another user) must reach its data folder inside; nobody may list the secrets.
+  chmod 0711 "$LIMEN_STATE_DIR"
+}
+
+# write_secret FILE: prints FILE's secret, creating a random one (0600) first if needed.
+secret() {
+  local file=$1
+  if [ ! -s "$file" ]; then
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' 'xy' > "$file")
+  fi
+  cat "$file"
+}
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1; }
+
+# start_postgres: a private cluster in $LIMEN_STATE_DIR/postgres on 127.0.0.1:$LIMEN_PG_PORT,
+# role and database "limen" with a generated password; writes $LIMEN_STATE_DIR/database-url.
+start_postgres() {
+  apt_install postgresql postgresql-client
+  state_dir
+  local bin data sock superpw pw
+  bin=$(pg_bin); data=$LIMEN_STATE_DIR/postgres; sock=$LIMEN_STATE_DIR/pgsocket
+  superpw=$(secret "$LIMEN_STATE_DIR/postgres-superuser-password")
+  pw=$(secret "$LIMEN_STATE_DIR/postgres-limen-password")
+  mkdir -p "$sock"; chown postgres:postgres "$sock"; chmod 0700 "$sock"
+  if [ ! -s "$data/PG_VERSION" ]; then
+    log "Initializing PostgreSQL cluster in $data"
+    mkdir -p "$data"; chown postgres:postgres "$data"; chmod 0700 "$data"
+    local pwfile; pwfile=$(mktemp); printf '%s\n' "$superpw" > "$pwfile"; chown postgres "$pwfile"
+    runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=scram-sha-256 --pwfile="$pwfile" -E UTF8 >/dev/null
+    rm -f "$pwfile"
+  fi
+  if ! runuser -u postgres -- "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+    log "Starting PostgreSQL on 127.0.0.1:$LIMEN_PG_PORT"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
+      -o "-p $LIMEN_PG_PORT -k $sock -c listen_addresses=127.0.0.1 -c max_connections=300" start >/dev/null
+  fi
+  local psql=(env PGPASSWORD="$superpw" "$bin/psql" -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtA)
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='limen'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE ROLE limen LOGIN CREATEDB PASSWORD '$pw'"
+  fi
+  if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='limen'")" != 1 ]; then
+    "${psql[@]}" -c "CREATE DATABASE limen OWNER limen"
+  fi
+  (umask 077 && printf 'postgres://limen:%s@127.0.0.1:%s/limen\n' "$pw" "$LIMEN_PG_PORT" > "$LIMEN_STATE_DIR/database-url")
+}
+
+build_limen() {
+  ensure_dotnet
+  log "Building Limen"
+  dotnet build "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+}
+
+LIMEN_DLL=$REPO_ROOT/src/Limen/bin/Release/net10.0/limen.dll

@@ -1,0 +1,221 @@
+namespace Limen.Libvirt;
+
+/// <summary>
+/// A read-write libvirt connection (virConnectPtr). libvirt connections are thread-safe and this
+/// wrapper holds no mutable state besides its list of event subscriptions (guarded by a lock), so
+/// one instance can serve the whole process. Objects obtained from it hold their own reference to
+/// the native connection and may outlive this wrapper.
+/// </summary>
+public sealed unsafe class LibvirtConnection : IDisposable
+{
+    private readonly ConnectHandle handle;
+    private readonly Lock subscriptionsLock = new();
+    private readonly List<DomainLifecycleSubscription> subscriptions = [];
+
+    private LibvirtConnection(ConnectHandle handle, string uri)
+    {
+        this.handle = handle;
+        Uri = uri;
+    }
+
+    /// <summary>The URI this connection was opened with, e.g. <c>qemu:///system</c>.</summary>
+    public string Uri { get; }
+
+    internal ConnectHandle Handle => handle;
+
+    /// <summary>Opens a read-write connection (virConnectOpen).</summary>
+    /// <exception cref="LibvirtException">The hypervisor cannot be reached (e.g. <see cref="LibvirtErrorCode.SystemError"/> when libvirtd is down).</exception>
+    public static LibvirtConnection Open(string uri)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uri);
+        Native.EnsureInitialized();
+        return new LibvirtConnection(Native.Check(NativeMethods.virConnectOpen(uri)), uri);
+    }
+
+    /// <summary>False once the daemon went away or the connection was closed (virConnectIsAlive).</summary>
+    public bool IsAlive => !handle.IsClosed && NativeMethods.virConnectIsAlive(handle) == 1;
+
+    /// <summary>
+    /// Makes a connection to a daemon probe it every <paramref name="intervalSeconds"/> and close after
+    /// <paramref name="count"/> unanswered probes, so a dead daemon is noticed (<see cref="IsAlive"/>
+    /// turns false). Returns false when keepalive is unavailable: the daemon does not support it, or
+    /// the driver runs in-process (test:///), where there is no daemon to lose.
+    /// </summary>
+    public bool SetKeepAlive(int intervalSeconds, uint count)
+    {
+        var result = NativeMethods.virConnectSetKeepAlive(handle, intervalSeconds, count);
+        if (result < 0)
+        {
+            var error = Native.LastError(nameof(NativeMethods.virConnectSetKeepAlive));
+            return error.Code == LibvirtErrorCode.NoSupport ? false : throw error;
+        }
+        return result == 0;
+    }
+
+    public string GetHostname() => Native.TakeString(NativeMethods.virConnectGetHostname(handle));
+
+    /// <summary>Version of the libvirt library serving the connection (the daemon's for remote URIs).</summary>
+    public Version GetLibVersion()
+    {
+        Native.Check(NativeMethods.virConnectGetLibVersion(handle, out var version));
+        var v = version.Value;
+        return new Version((int)(v / 1_000_000), (int)(v / 1000 % 1000), (int)(v % 1000));
+    }
+
+    /// <summary>The capabilities XML (host CPU, guest architectures and domain types).</summary>
+    public string GetCapabilities() => Native.TakeString(NativeMethods.virConnectGetCapabilities(handle));
+
+    public NodeInfo GetNodeInfo()
+    {
+        Native.Check(NativeMethods.virNodeGetInfo(handle, out var info));
+        return new NodeInfo(Native.FixedString(info.Model, 32), info.Memory.Value, (int)info.Cpus, (int)info.Mhz,
+            (int)info.Nodes, (int)info.Sockets, (int)info.Cores, (int)info.Threads);
+    }
+
+    /// <summary>Cumulative host CPU times in ns over all CPUs: keys such as kernel, user, idle, iowait.</summary>
+    public IReadOnlyDictionary<string, ulong> GetNodeCpuStats()
+    {
+        const int allCpus = -1; // VIR_NODE_CPU_STATS_ALL_CPUS
+        int count = 0;
+        Native.Check(NativeMethods.virNodeGetCPUStats(handle, allCpus, null, ref count, 0));
+        var entries = new VirNodeStatsEntry[count];
+        fixed (VirNodeStatsEntry* p = entries)
+        {
+            Native.Check(NativeMethods.virNodeGetCPUStats(handle, allCpus, p, ref count, 0));
+        }
+        return ToDictionary(entries.AsSpan(0, count));
+    }
+
+    /// <summary>Host memory in KiB over all NUMA cells: keys total, free, buffers, cached.</summary>
+    public IReadOnlyDictionary<string, ulong> GetNodeMemoryStats()
+    {
+        const int allCells = -1; // VIR_NODE_MEMORY_STATS_ALL_CELLS
+        int count = 0;
+        Native.Check(NativeMethods.virNodeGetMemoryStats(handle, allCells, null, ref count, 0));
+        var entries = new VirNodeStatsEntry[count];
+        fixed (VirNodeStatsEntry* p = entries)
+        {
+            Native.Check(NativeMethods.virNodeGetMemoryStats(handle, allCells, p, ref count, 0));
+        }
+        return ToDictionary(entries.AsSpan(0, count));
+    }
+
+    private static Dictionary<string, ulong> ToDictionary(Span<VirNodeStatsEntry> entries)
+    {
+        var result = new Dictionary<string, ulong>(entries.Length);
+        foreach (ref var e in entries)
+        {
+            fixed (byte* field = e.Field)
+            {
+                result[Native.FixedString(field, 80)] = e.Value;
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Defines (or redefines, when the XML's UUID exists) a persistent domain. Does not start it.</summary>
+    /// <exception cref="LibvirtException">Invalid XML (<see cref="LibvirtErrorCode.XmlError"/> and others) or a name/UUID clash (<see cref="LibvirtErrorCode.OperationFailed"/>).</exception>
+    public LibvirtDomain DefineDomain(string xml)
+    {
+        ArgumentNullException.ThrowIfNull(xml);
+        return new LibvirtDomain(Native.Check(NativeMethods.virDomainDefineXML(handle, xml)));
+    }
+
+    /// <summary>The domain with this UUID, or null when there is none.</summary>
+    public LibvirtDomain? LookupDomainByUuid(Guid uuid)
+    {
+        Span<byte> raw = stackalloc byte[16];
+        uuid.TryWriteBytes(raw, bigEndian: true, out _);
+        fixed (byte* p = raw)
+        {
+            return LookupDomain(NativeMethods.virDomainLookupByUUID(handle, p), nameof(NativeMethods.virDomainLookupByUUID));
+        }
+    }
+
+    /// <summary>The domain with this name, or null when there is none.</summary>
+    public LibvirtDomain? LookupDomainByName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return LookupDomain(NativeMethods.virDomainLookupByName(handle, name), nameof(NativeMethods.virDomainLookupByName));
+    }
+
+    // "Not found" is an expected answer to a lookup (a VM row whose domain is gone), so it is null;
+    // every other failure (daemon down, RPC error) stays an exception.
+    private static LibvirtDomain? LookupDomain(DomainHandle found, string function)
+    {
+        if (!found.IsInvalid)
+        {
+            return new LibvirtDomain(found);
+        }
+        found.Dispose();
+        var error = Native.LastError(function);
+        return error.Code == LibvirtErrorCode.NoDomain ? null : throw error;
+    }
+
+    /// <summary>All domains matching <paramref name="flags"/> (virConnectListAllDomains). Dispose each one.</summary>
+    public IReadOnlyList<LibvirtDomain> ListAllDomains(ListDomainsFlags flags = ListDomainsFlags.All)
+    {
+        var count = Native.Check(NativeMethods.virConnectListAllDomains(handle, out var array, (uint)flags));
+        try
+        {
+            // Adopt every pointer first so none leaks if reading a name/UUID fails later.
+            var handles = new DomainHandle[count];
+            for (var i = 0; i < count; i++)
+            {
+                handles[i] = new DomainHandle(array[i]);
+            }
+            return handles.Select(h => new LibvirtDomain(h)).ToArray();
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(array);
+        }
+    }
+
+    /// <summary>
+    /// Bulk statistics for all domains matching <paramref name="flags"/> in one call
+    /// (virConnectGetAllDomainStats) — what a metrics scraper wants.
+    /// </summary>
+    public IReadOnlyList<DomainStats> GetAllDomainStats(
+        DomainStatsTypes types = DomainStatsTypes.Default, ListDomainsFlags flags = ListDomainsFlags.All)
+    {
+        var count = Native.Check(NativeMethods.virConnectGetAllDomainStats(handle, (uint)types, out var records, (uint)flags));
+        return DomainStats.FromRecords(records, count);
+    }
+
+    /// <summary>
+    /// Streams domain lifecycle events (defined, started, stopped, ...) of this connection until the
+    /// subscription is disposed. Delivered by libvirt's event loop thread.
+    /// </summary>
+    public DomainLifecycleSubscription SubscribeDomainLifecycle()
+    {
+        var subscription = DomainLifecycleSubscription.Register(this);
+        lock (subscriptionsLock)
+        {
+            subscriptions.Add(subscription);
+        }
+        return subscription;
+    }
+
+    internal void Forget(DomainLifecycleSubscription subscription)
+    {
+        lock (subscriptionsLock)
+        {
+            subscriptions.Remove(subscription);
+        }
+    }
+
+    public void Dispose()
+    {
+        DomainLifecycleSubscription[] open;
+        lock (subscriptionsLock)
+        {
+            open = [.. subscriptions];
+        }
+        foreach (var s in open)
+        {
+            s.Dispose();
+        }
+        handle.Dispose();
+    }
+}

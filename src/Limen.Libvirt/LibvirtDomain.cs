@@ -1,0 +1,146 @@
+namespace Limen.Libvirt;
+
+/// <summary>
+/// A libvirt domain (virDomainPtr). UUID and name are read once: they identify the object this
+/// handle points to and cannot change under it. Every other member asks libvirt, so the wrapper is
+/// safe to share between threads.
+/// </summary>
+public sealed unsafe class LibvirtDomain : IDisposable
+{
+    private readonly DomainHandle handle;
+
+    internal LibvirtDomain(DomainHandle handle)
+    {
+        this.handle = handle;
+        byte* uuid = stackalloc byte[16];
+        Native.Check(NativeMethods.virDomainGetUUID(handle, uuid));
+        Uuid = Native.ToGuid(uuid);
+        Name = Native.CopyString(NativeMethods.virDomainGetName(handle));
+    }
+
+    public Guid Uuid { get; }
+
+    public string Name { get; }
+
+    internal DomainHandle Handle => handle;
+
+    /// <summary>Starts the defined domain (virDomainCreate).</summary>
+    public void Create() => Native.Check(NativeMethods.virDomainCreate(handle));
+
+    /// <summary>Asks the guest to shut down (ACPI power button by default) and returns at once.</summary>
+    public void Shutdown(DomainShutdownFlags flags = DomainShutdownFlags.Default)
+        => Native.Check(NativeMethods.virDomainShutdownFlags(handle, (uint)flags));
+
+    /// <summary>Stops the domain immediately, like pulling the power cord.</summary>
+    public void Destroy(DomainDestroyFlags flags = DomainDestroyFlags.Default)
+        => Native.Check(NativeMethods.virDomainDestroyFlags(handle, (uint)flags));
+
+    /// <summary>Asks the guest to reboot. For QEMU without an agent this is an ACPI shutdown that libvirt turns into a reset.</summary>
+    public void Reboot(DomainRebootFlags flags = DomainRebootFlags.Default)
+        => Native.Check(NativeMethods.virDomainReboot(handle, (uint)flags));
+
+    public void Suspend() => Native.Check(NativeMethods.virDomainSuspend(handle));
+
+    public void Resume() => Native.Check(NativeMethods.virDomainResume(handle));
+
+    /// <summary>
+    /// Removes the persistent definition. A running domain keeps running as a transient one until it
+    /// stops. Domains with snapshots need <see cref="DomainUndefineFlags.SnapshotsMetadata"/>.
+    /// </summary>
+    public void Undefine(DomainUndefineFlags flags = DomainUndefineFlags.None)
+        => Native.Check(NativeMethods.virDomainUndefineFlags(handle, (uint)flags));
+
+    /// <summary>The state and its reason (a virDomain*Reason value that depends on the state).</summary>
+    public (DomainState State, int Reason) GetState()
+    {
+        Native.Check(NativeMethods.virDomainGetState(handle, out var state, out var reason, 0));
+        return ((DomainState)state, reason);
+    }
+
+    public DomainInfo GetInfo()
+    {
+        Native.Check(NativeMethods.virDomainGetInfo(handle, out var info));
+        return new DomainInfo((DomainState)info.State, info.MaxMem.Value, info.Memory.Value, info.NrVirtCpu, info.CpuTime);
+    }
+
+    public string GetXmlDesc(DomainXmlFlags flags = DomainXmlFlags.None)
+        => Native.TakeString(NativeMethods.virDomainGetXMLDesc(handle, (uint)flags));
+
+    public bool IsActive => Native.Check(NativeMethods.virDomainIsActive(handle)) == 1;
+
+    /// <summary>Statistics of this domain (virDomainListGetStats with one domain).</summary>
+    public DomainStats GetStats(DomainStatsTypes types = DomainStatsTypes.Default)
+    {
+        var success = false;
+        handle.DangerousAddRef(ref success);
+        try
+        {
+            // NULL-terminated array of virDomainPtr
+            nint* domains = stackalloc nint[2] { handle.DangerousGetHandle(), 0 };
+            var count = Native.Check(NativeMethods.virDomainListGetStats(domains, (uint)types, out var records, 0));
+            return DomainStats.FromRecords(records, count).Single();
+        }
+        finally
+        {
+            handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>Creates a snapshot from snapshot XML (<c>&lt;domainsnapshot&gt;</c>; an empty one lets libvirt pick the name).</summary>
+    public LibvirtDomainSnapshot CreateSnapshotXml(string xml, SnapshotCreateFlags flags = SnapshotCreateFlags.None)
+    {
+        ArgumentNullException.ThrowIfNull(xml);
+        return new LibvirtDomainSnapshot(Native.Check(NativeMethods.virDomainSnapshotCreateXML(handle, xml, (uint)flags)), Uuid);
+    }
+
+    /// <summary>All snapshots of this domain. Dispose each one.</summary>
+    public IReadOnlyList<LibvirtDomainSnapshot> ListAllSnapshots()
+    {
+        var count = Native.Check(NativeMethods.virDomainListAllSnapshots(handle, out var array, 0));
+        try
+        {
+            var handles = new SnapshotHandle[count];
+            for (var i = 0; i < count; i++)
+            {
+                handles[i] = new SnapshotHandle(array[i]);
+            }
+            return handles.Select(h => new LibvirtDomainSnapshot(h, Uuid)).ToArray();
+        }
+        finally
+        {
+            System.Runtime.InteropServices.NativeMemory.Free(array);
+        }
+    }
+
+    /// <summary>The snapshot with this name, or null when the domain has none by that name.</summary>
+    public LibvirtDomainSnapshot? LookupSnapshotByName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var found = NativeMethods.virDomainSnapshotLookupByName(handle, name, 0);
+        if (!found.IsInvalid)
+        {
+            return new LibvirtDomainSnapshot(found, Uuid);
+        }
+        found.Dispose();
+        var error = Native.LastError(nameof(NativeMethods.virDomainSnapshotLookupByName));
+        return error.Code == LibvirtErrorCode.NoDomainSnapshot ? null : throw error;
+    }
+
+    /// <summary>
+    /// Reverts the domain to <paramref name="snapshot"/>. Without Running/Paused flags the domain ends
+    /// in the state the snapshot recorded.
+    /// </summary>
+    public void RevertToSnapshot(LibvirtDomainSnapshot snapshot, SnapshotRevertFlags flags = SnapshotRevertFlags.None)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        if (snapshot.DomainUuid != Uuid)
+        {
+            throw new ArgumentException($"snapshot {snapshot.Name} belongs to domain {snapshot.DomainUuid}, not {Uuid}", nameof(snapshot));
+        }
+        Native.Check(NativeMethods.virDomainRevertToSnapshot(snapshot.Handle, (uint)flags));
+    }
+
+    public override string ToString() => $"{Name} ({Uuid})";
+
+    public void Dispose() => handle.Dispose();
+}

@@ -1,0 +1,39 @@
+using System.CommandLine;
+
+namespace Limen.Cli;
+
+/// <summary>The `limen` command tree; each subcommand lives in its own file.</summary>
+public static class LimenCli
+{
+    public static RootCommand Create()
+    {
+        var root = new RootCommand("Limen — a self-hosted virtual-machine platform on libvirt and PostgreSQL.");
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(MigrateCommand.Create());
+        return root;
+    }
+
+    /// <summary>Options shared by the commands that read Limen's configuration.</summary>
+    public static class Common
+    {
+        public static Option<string?> StateDir() => new("--state-dir") { Description = "State directory (default ./.limen or LIMEN_STATE_DIR)." };
+
+        public static Option<string?> DatabaseUrl() => new("--database-url") { Description = "postgres:// URL of the database (default DATABASE_URL or the state directory's)." };
+
+        public static Dictionary<string, string?> Overrides(ParseResult parse, Option<string?> stateDir, Option<string?> databaseUrl)
+        {
+            var overrides = new Dictionary<string, string?>();
+            if (parse.GetValue(stateDir) is { } dir)
+            {
+                overrides["Limen:StateDir"] = dir;
+            }
+
+            if (parse.GetValue(databaseUrl) is { } url)
+            {
+                overrides["DATABASE_URL"] = url;
+            }
+
+            return overrides;
+        }
+    }
+}

@@ -1,0 +1,20 @@
+namespace Limen.Data;
+
+public static class Roles
+{
+    public const string Admin = "admin";
+    public const string User = "user";
+
+    public static bool IsValid(string role) => role is Admin or User;
+}
+
+public sealed class User
+{
+    public Guid Id { get; set; }
+    public required string Username { get; set; }
+    public required string PasswordHash { get; set; }
+    public required string Role { get; set; }
+    public bool Disabled { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public DateTimeOffset UpdatedAt { get; set; }
+}

@@ -1,0 +1,90 @@
+using Limen.Data;
+using Limen.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Audit;
+
+public sealed record AuditQuery(
+    [property: FromQuery(Name = "user_id")] Guid? UserId,
+    [property: FromQuery(Name = "action")] string? Action,
+    [property: FromQuery(Name = "target_type")] string? TargetType,
+    [property: FromQuery(Name = "target_id")] string? TargetId,
+    [property: FromQuery(Name = "result")] string? Result,
+    [property: FromQuery(Name = "from")] DateTimeOffset? From,
+    [property: FromQuery(Name = "to")] DateTimeOffset? To);
+
+public sealed record AuditEntryResponse(
+    long Id, DateTimeOffset Time, string? RequestId, Guid? UserId, string? Username, string Action, string? TargetType,
+    string? TargetId, string Result, string? ErrorCode, string? ClientIp, string? UserAgent, System.Text.Json.JsonElement? Details);
+
+public static class AuditEndpoints
+{
+    public static IEndpointRouteBuilder MapAudit(this IEndpointRouteBuilder routes)
+    {
+        routes.MapGet("/api/audit", List).WithTags("Audit");
+        return routes;
+    }
+
+    /// <summary>Admins read the whole trail; everybody else only the rows about their own acts.</summary>
+    private static async Task<Results<Ok<PagedList<AuditEntryResponse>>, ProblemHttpResult>> List(
+        [AsParameters] AuditQuery query, [AsParameters] PageRequest page, HttpContext http, LimenDbContext db,
+        CancellationToken cancellationToken)
+    {
+        if (page.Validate() is { } problem)
+        {
+            return Problems.Invalid("page", problem);
+        }
+
+        if (query.From is { } from && query.To is { } to && from > to)
+        {
+            return Problems.Invalid("from", "from must not be after to.");
+        }
+
+        var rows = db.AuditLogs.AsNoTracking();
+        var userId = http.User.IsAdmin() ? query.UserId : http.User.GetUserId();
+        if (userId is { } uid)
+        {
+            rows = rows.Where(a => a.UserId == uid);
+        }
+
+        if (query.Action is { } action)
+        {
+            rows = rows.Where(a => a.Action == action);
+        }
+
+        if (query.TargetType is { } targetType)
+        {
+            rows = rows.Where(a => a.TargetType == targetType);
+        }
+
+        if (query.TargetId is { } targetId)
+        {
+            rows = rows.Where(a => a.TargetId == targetId);
+        }
+
+        if (query.Result is { } result)
+        {
+            rows = rows.Where(a => a.Result == result);
+        }
+
+        if (query.From is { } start)
+        {
+            rows = rows.Where(a => a.Time >= start);
+        }
+
+        if (query.To is { } end)
+        {
+            rows = rows.Where(a => a.Time <= end);
+        }
+
+        var total = await rows.CountAsync(cancellationToken);
+        var items = await rows.OrderByDescending(a => a.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
+        return TypedResults.Ok(new PagedList<AuditEntryResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size));
+    }
+
+    private static AuditEntryResponse ToResponse(AuditLog a) => new(
+        a.Id, a.Time, a.RequestId, a.UserId, a.Username, a.Action, a.TargetType, a.TargetId, a.Result, a.ErrorCode,
+        a.ClientIp, a.UserAgent, a.Details is null ? null : System.Text.Json.JsonDocument.Parse(a.Details).RootElement);
+}

@@ -1,0 +1,76 @@
+using System.Text.Json;
+using Limen.Data;
+using Limen.Web;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Audit;
+
+public static class AuditResults
+{
+    public const string Success = "success";
+    public const string Failure = "failure";
+    public const string Denied = "denied";
+}
+
+/// <summary>One audited act. Actor, request id, client IP and user agent come from the request.</summary>
+public sealed record AuditEvent(
+    string Action,
+    string Result,
+    string? TargetType = null,
+    string? TargetId = null,
+    string? ErrorCode = null,
+    object? Details = null,
+    Guid? UserId = null,
+    string? Username = null);
+
+/// <summary>
+/// Writes audit rows through a context of its own, so a failed operation whose own changes are
+/// thrown away is still recorded.
+/// </summary>
+public sealed class AuditTrail(
+    IDbContextFactory<LimenDbContext> dbFactory,
+    IHttpContextAccessor httpContextAccessor,
+    TimeProvider clock,
+    ILogger<AuditTrail> logger)
+{
+    private static readonly JsonSerializerOptions DetailsJson = new(JsonSerializerDefaults.Web)
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    public async Task RecordAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
+    {
+        var http = httpContextAccessor.HttpContext;
+        var row = new AuditLog
+        {
+            Time = clock.GetUtcNow(),
+            RequestId = http?.TraceIdentifier,
+            UserId = auditEvent.UserId ?? http?.User.FindUserId(),
+            Username = auditEvent.Username ?? http?.User.FindUsername(),
+            Action = auditEvent.Action,
+            TargetType = auditEvent.TargetType,
+            TargetId = auditEvent.TargetId,
+            Result = auditEvent.Result,
+            ErrorCode = auditEvent.ErrorCode,
+            ClientIp = http?.Connection.RemoteIpAddress?.ToString(),
+            UserAgent = Truncate(http?.Request.Headers.UserAgent.ToString(), 512),
+            Details = auditEvent.Details is null ? null : JsonSerializer.Serialize(auditEvent.Details, DetailsJson),
+        };
+
+        try
+        {
+            await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+            db.AuditLogs.Add(row);
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (Exception e) when (ProblemExceptionHandler.IsDatabaseUnavailable(e))
+        {
+            // The act itself fails with 503 in this case; the log keeps what the table could not.
+            logger.LogWarning("Audit row not written (database unavailable): {Action} {Result} {TargetType} {TargetId}",
+                row.Action, row.Result, row.TargetType, row.TargetId);
+        }
+    }
+
+    private static string? Truncate(string? value, int max) =>
+        string.IsNullOrEmpty(value) ? null : value.Length <= max ? value : value[..max];
+}

@@ -1,0 +1,51 @@
+using System.Security.Claims;
+using Limen.Data;
+using Limen.Features.Metrics;
+using Limen.Web;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Auth;
+
+/// <summary>
+/// A valid signature is not enough: the account must still exist and be enabled, and its role is
+/// read from the database, so disabling or demoting a user takes effect on the next request.
+/// </summary>
+public static class AccessTokenEvents
+{
+    public static JwtBearerEvents Create() => new()
+    {
+        OnAuthenticationFailed = context =>
+        {
+            // Infrastructure faults (a lost database) are not token failures; they surface as 503.
+            if (context.Exception is not Microsoft.IdentityModel.Tokens.SecurityTokenException and not ArgumentException)
+            {
+                return Task.CompletedTask;
+            }
+
+            context.HttpContext.RequestServices.GetRequiredService<LimenMetrics>().AuthFailures.WithLabels(AuthFailureReasons.InvalidToken).Inc();
+            return Task.CompletedTask;
+        },
+        OnTokenValidated = async context =>
+        {
+            var userId = context.Principal?.FindUserId();
+            var dbFactory = context.HttpContext.RequestServices.GetRequiredService<IDbContextFactory<LimenDbContext>>();
+            await using var db = await dbFactory.CreateDbContextAsync(context.HttpContext.RequestAborted);
+            var user = userId is null ? null : await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == userId, context.HttpContext.RequestAborted);
+            if (user is null || user.Disabled)
+            {
+                context.HttpContext.RequestServices.GetRequiredService<LimenMetrics>().AuthFailures.WithLabels(AuthFailureReasons.Disabled).Inc();
+                context.Fail("The account is disabled or no longer exists.");
+                return;
+            }
+
+            context.Principal = new ClaimsPrincipal(new ClaimsIdentity(
+                [
+                    new Claim(CurrentUser.IdClaim, user.Id.ToString()),
+                    new Claim(CurrentUser.NameClaim, user.Username),
+                    new Claim(CurrentUser.RoleClaim, user.Role),
+                ],
+                JwtBearerDefaults.AuthenticationScheme, CurrentUser.NameClaim, CurrentUser.RoleClaim));
+        },
+    };
+}

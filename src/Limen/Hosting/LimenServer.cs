@@ -1,0 +1,168 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Auth;
+using Limen.Features.Health;
+using Limen.Features.Metrics;
+using Limen.Features.Users;
+using Limen.Web;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using Scalar.AspNetCore;
+
+namespace Limen.Hosting;
+
+/// <summary>Composition of `limen serve`: services, the middleware pipeline and the endpoint map.</summary>
+public static class LimenServer
+{
+    /// <param name="overrides">Configuration that wins over every other source (command-line options, tests).</param>
+    /// <param name="configureServices">Last word on DI (tests swap the clock).</param>
+    public static WebApplication Build(IDictionary<string, string?> overrides, Action<IServiceCollection>? configureServices = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddLimenSources(overrides);
+        var options = builder.Configuration.GetLimenOptions();
+        StateDirectory.Ensure(options.StateDir);
+
+        builder.WebHost.UseUrls(builder.Configuration["urls"] ?? LimenOptions.DefaultUrls);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(json =>
+        {
+            json.IncludeScopes = true;
+            json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+            json.UseUtcTimestamp = true;
+        });
+
+        builder.Services.AddLimenCore(builder.Configuration);
+        builder.Services.AddLimenWeb(options);
+        configureServices?.Invoke(builder.Services);
+
+        var app = builder.Build();
+        app.UseLimenPipeline(options);
+        app.MapLimenEndpoints();
+        return app;
+    }
+
+    /// <summary>What every command that touches the database needs: options, clock, the DbContext.</summary>
+    public static IServiceCollection AddLimenCore(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<LimenOptions>(configuration.GetSection(LimenOptions.Section));
+        services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
+        services.AddSingleton(TimeProvider.System);
+        var connectionString = WithDefaults(DatabaseConnection.Resolve(configuration));
+        services.AddDbContextFactory<LimenDbContext>(db => db.UseNpgsql(connectionString).UseSnakeCaseNamingConvention());
+        return services;
+    }
+
+    private static IServiceCollection AddLimenWeb(this IServiceCollection services, LimenOptions options)
+    {
+        services.AddHttpContextAccessor();
+        services.AddSingleton<LimenMetrics>();
+        services.AddSingleton<AuditTrail>();
+        services.AddSingleton<SigningKeyStore>();
+        services.AddSingleton<AccessTokens>();
+        services.AddScoped<RefreshTokens>();
+        services.AddSingleton<LoginThrottle>();
+        services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
+
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+        // Binding failures throw, so the exception handler can answer them with a problem naming the field.
+        services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
+        services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));
+
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
+            .Configure<AccessTokens>((jwt, tokens) =>
+            {
+                jwt.MapInboundClaims = false;
+                jwt.TokenValidationParameters = tokens.ValidationParameters();
+                jwt.Events = AccessTokenEvents.Create();
+            });
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Policies.Admin, policy => policy.RequireAuthenticatedUser().RequireRole(Roles.Admin));
+        services.AddSingleton<IAuthorizationMiddlewareResultHandler, ForbiddenAuditHandler>();
+
+        services.Configure<ForwardedHeadersOptions>(forwarded =>
+        {
+            forwarded.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+            // The framework trusts loopback by default; we trust exactly the configured proxies.
+            forwarded.KnownIPNetworks.Clear();
+            forwarded.KnownProxies.Clear();
+            foreach (var proxy in options.TrustedProxies)
+            {
+                forwarded.KnownProxies.Add(IPAddress.Parse(proxy));
+            }
+        });
+
+        services.AddOpenApi();
+        return services;
+    }
+
+    public static void ConfigureJson(JsonSerializerOptions json)
+    {
+        json.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
+        json.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+        json.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
+        json.RespectNullableAnnotations = true;
+        json.RespectRequiredConstructorParameters = true;
+        json.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+    }
+
+    private static void UseLimenPipeline(this WebApplication app, LimenOptions options)
+    {
+        if (options.TrustedProxies.Length > 0)
+        {
+            app.UseForwardedHeaders();
+        }
+
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.Use((context, next) =>
+        {
+            context.Response.Headers["X-Request-Id"] = context.TraceIdentifier;
+            return next(context);
+        });
+        app.UseRouting();
+        app.UseMiddleware<HttpMetricsMiddleware>();
+        app.UseAuthentication();
+        app.UseAuthorization();
+    }
+
+    private static void MapLimenEndpoints(this WebApplication app)
+    {
+        // Signed-in users only, unless an endpoint says AllowAnonymous. Not a fallback policy: that
+        // would answer unknown paths and 415s with 401 instead of 404/415.
+        var api = app.MapGroup("").RequireAuthorization();
+        api.MapHealth();
+        api.MapMetrics();
+        api.MapAuth();
+        api.MapUsers();
+        api.MapAudit();
+        app.MapOpenApi("/api/openapi/{documentName}.json").AllowAnonymous();
+        app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
+    }
+
+    /// <summary>Fail fast when PostgreSQL is gone, so health and requests answer 503 within seconds.</summary>
+    private static string WithDefaults(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!connectionString.Contains("Timeout", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.Timeout = 5;
+        }
+
+        return builder.ConnectionString;
+    }
+}

@@ -1,0 +1,10 @@
+using System.Reflection;
+
+namespace Limen;
+
+public static class VersionInfo
+{
+    public static string Version { get; } =
+        typeof(VersionInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0]
+        ?? "0.0.0";
+}

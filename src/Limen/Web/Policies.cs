@@ -1,0 +1,7 @@
+
+namespace Limen.Web;
+
+public static class Policies
+{
+    public const string Admin = "admin";
+}
