@@ -38,7 +38,7 @@ public sealed class PromtoolTests
         Assert.Matches(@"(?m)^\s+- job_name: limen-agent\s*$[\s\S]*?metrics_path: /metrics[\s\S]*?'127\.0\.0\.1:9000'", config);
         Assert.Contains("- targets: ['127.0.0.1:9093']", config);
         // Both jobs relabel instance to the host, so LimenDown's inhibition reaches agent alerts.
-        Assert.Equal(2, System.Text.RegularExpressions.Regex.Matches(config, @"target_label: instance").Count);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Count(config, @"target_label: instance"));
     }
 
     [Fact]
