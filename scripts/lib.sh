@@ -85,3 +85,21 @@ build_limen() {
 }
 
 LIMEN_DLL=$REPO_ROOT/src/Limen/bin/Release/net10.0/limen.dll
+
+# psql_limen SQL...: runs SQL as the limen role on the state directory's cluster.
+psql_limen() {
+  PGPASSWORD=$(cat "$LIMEN_STATE_DIR/postgres-limen-password") "$(pg_bin)/psql" -h 127.0.0.1 -p "$LIMEN_PG_PORT" \
+    -U limen -d postgres -v ON_ERROR_STOP=1 -qtA "$@"
+}
+
+# sweep_test_leftovers: what a killed test run left behind (every test resource carries a limen-test prefix).
+sweep_test_leftovers() {
+  local db dir
+  for db in $(psql_limen -c "SELECT datname FROM pg_database WHERE datname LIKE 'limen\_test\_%'"); do
+    psql_limen -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
+  for dir in /tmp/limen-test-pg-*/data; do
+    [ -d "$dir" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
+  done
+  rm -rf /tmp/limen-test-pg-* /tmp/limen-test-state-*
+}

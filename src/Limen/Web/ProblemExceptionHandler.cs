@@ -45,7 +45,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         {
             case BadHttpRequestException { InnerException: JsonException json }:
                 {
-                    var problem = New(400, Problems.MalformedBody, "Malformed request body", JsonDetail(json));
+                    var problem = New(400, Problems.MalformedRequest, "Malformed request", JsonDetail(json));
                     if (!string.IsNullOrEmpty(json.Path))
                     {
                         problem.Extensions["field"] = json.Path;

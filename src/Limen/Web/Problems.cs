@@ -11,7 +11,7 @@ public static class Problems
     private const string Prefix = "urn:limen:problem:";
 
     public const string Validation = Prefix + "validation";
-    public const string MalformedBody = Prefix + "malformed-body";
+    public const string MalformedRequest = Prefix + "malformed-request";
     public const string Unauthorized = Prefix + "unauthorized";
     public const string Forbidden = Prefix + "forbidden";
     public const string NotFound = Prefix + "not-found";
@@ -25,7 +25,7 @@ public static class Problems
 
     public static string ForStatus(int status) => status switch
     {
-        400 => MalformedBody,
+        400 => MalformedRequest,
         401 => Unauthorized,
         403 => Forbidden,
         404 => NotFound,

@@ -13,9 +13,9 @@ public sealed record UserResponse(Guid Id, string Username, string Role, bool Di
     public static UserResponse From(User user) => new(user.Id, user.Username, user.Role, user.Disabled, user.CreatedAt, user.UpdatedAt);
 }
 
-public sealed record CreateUserRequest(string Username, string Password, string? Role);
+public sealed record CreateUserRequest(string Username, string Password, string? Role = null);
 
-public sealed record UpdateUserRequest(string? Role, bool? Disabled);
+public sealed record UpdateUserRequest(string? Role = null, bool? Disabled = null);
 
 public sealed record ResetPasswordRequest(string Password);
 

@@ -1,0 +1,124 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Limen.Data;
+using Limen.Features.Users;
+using Limen.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Limen.Tests.Infrastructure;
+
+/// <summary>
+/// A real `limen serve` (Kestrel on a free loopback port, real PostgreSQL) built by the same
+/// composition code as production; only configuration differs: its own database and state dir.
+/// </summary>
+public sealed class LimenTestServer : IAsyncDisposable
+{
+    public static readonly JsonSerializerOptions Json = CreateJson();
+
+    private readonly WebApplication app;
+
+    private LimenTestServer(WebApplication app, TestDatabase database, string stateDir, string adminPassword, Uri baseAddress)
+    {
+        this.app = app;
+        Database = database;
+        StateDir = stateDir;
+        AdminPassword = adminPassword;
+        BaseAddress = baseAddress;
+    }
+
+    public TestDatabase Database { get; }
+    public string StateDir { get; }
+    public string AdminPassword { get; }
+    public Uri BaseAddress { get; }
+    public IServiceProvider Services => app.Services;
+
+    public static async Task<LimenTestServer> StartAsync(
+        IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configureServices = null, TestDatabase? database = null)
+    {
+        database ??= await TestDatabase.CreateAsync();
+        var stateDir = Directory.CreateTempSubdirectory("limen-test-state-").FullName;
+        var adminPassword = "admin-" + Guid.NewGuid().ToString("N");
+        var overrides = new Dictionary<string, string?>
+        {
+            ["urls"] = "http://127.0.0.1:0",
+            ["ConnectionStrings:Limen"] = database.ConnectionString,
+            ["Limen:StateDir"] = stateDir,
+            ["Limen:AdminPassword"] = adminPassword,
+            ["Limen:Auth:LoginAttemptsPerIpPerMinute"] = "1000",
+            ["Limen:Auth:LoginAttemptsPerUserPerMinute"] = "1000",
+            ["Logging:LogLevel:Default"] = "Warning",
+            ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "None",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            overrides[key] = value;
+        }
+
+        var app = LimenServer.Build(overrides, configureServices);
+        await DatabaseStartup.MigrateAsync(app.Services, CancellationToken.None);
+        await AdminBootstrap.EnsureAdminAsync(app.Services, CancellationToken.None);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        return new LimenTestServer(app, database, stateDir, adminPassword, new Uri(address));
+    }
+
+    public HttpClient Client(string? accessToken = null)
+    {
+        var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { BaseAddress = BaseAddress };
+        if (accessToken is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        }
+
+        return client;
+    }
+
+    public async Task<string> LoginAsync(string username, string password)
+    {
+        using var client = Client();
+        var response = await client.PostAsJsonAsync("/api/auth/login", new { username, password });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return body.GetProperty("access_token").GetString()!;
+    }
+
+    public Task<string> AdminTokenAsync() => LoginAsync(AdminBootstrap.Username, AdminPassword);
+
+    /// <summary>Creates a user through the admin API and returns its id and an access token.</summary>
+    public async Task<(Guid Id, string Token)> CreateUserAsync(string username, string role = "user")
+    {
+        const string password = "correct horse battery";
+        using var admin = Client(await AdminTokenAsync());
+        var response = await admin.PostAsJsonAsync("/api/admin/users", new { username, password, role });
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
+        return (body.GetProperty("id").GetGuid(), await LoginAsync(username, password));
+    }
+
+    public async Task<string> MetricsAsync()
+    {
+        using var client = Client();
+        return await client.GetStringAsync("/api/metrics");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.StopAsync();
+        await app.DisposeAsync();
+        await Database.DisposeAsync();
+        Directory.Delete(StateDir, recursive: true);
+    }
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        LimenServer.ConfigureJson(json);
+        json.UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Skip;
+        return json;
+    }
+}
