@@ -49,6 +49,8 @@ public static class LimenServer
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
+        // Load (or create) the signing key now: an unusable state directory fails the start, not a login.
+        app.Services.GetRequiredService<SigningKeyStore>();
         app.UseLimenPipeline(options);
         app.MapLimenEndpoints();
         return app;
