@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Limen.Libvirt;
 
 /// <summary>
@@ -147,8 +149,8 @@ public sealed unsafe class LibvirtConnection : IDisposable
         {
             return new LibvirtDomain(found);
         }
-        found.Dispose();
         var error = Native.LastError(function);
+        found.Dispose();
         return error.Code == LibvirtErrorCode.NoDomain ? null : throw error;
     }
 
@@ -168,7 +170,7 @@ public sealed unsafe class LibvirtConnection : IDisposable
         }
         finally
         {
-            System.Runtime.InteropServices.NativeMemory.Free(array);
+            NativeMemory.Free(array);
         }
     }
 

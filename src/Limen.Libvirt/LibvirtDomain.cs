@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Limen.Libvirt;
 
 /// <summary>
@@ -108,7 +110,7 @@ public sealed unsafe class LibvirtDomain : IDisposable
         }
         finally
         {
-            System.Runtime.InteropServices.NativeMemory.Free(array);
+            NativeMemory.Free(array);
         }
     }
 
@@ -121,8 +123,8 @@ public sealed unsafe class LibvirtDomain : IDisposable
         {
             return new LibvirtDomainSnapshot(found, Uuid);
         }
-        found.Dispose();
         var error = Native.LastError(nameof(NativeMethods.virDomainSnapshotLookupByName));
+        found.Dispose();
         return error.Code == LibvirtErrorCode.NoDomainSnapshot ? null : throw error;
     }
 

@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Limen.Libvirt;
 
@@ -66,8 +66,9 @@ internal static unsafe class Native
     {
         if (handle.IsInvalid)
         {
+            var error = LastError(FunctionName(call));
             handle.Dispose();
-            throw LastError(FunctionName(call));
+            throw error;
         }
         return handle;
     }
@@ -93,8 +94,13 @@ internal static unsafe class Native
     internal static string CopyString(nint text, [CallerArgumentExpression(nameof(text))] string call = "")
         => text == 0 ? throw LastError(FunctionName(call)) : Marshal.PtrToStringUTF8(text)!;
 
+    // For char name[N] fields of libvirt structs: NUL-terminated unless the name fills the field.
     internal static string FixedString(byte* text, int capacity)
-        => Marshal.PtrToStringUTF8((nint)text, new ReadOnlySpan<byte>(text, capacity).IndexOf((byte)0) is var n and >= 0 ? n : capacity);
+    {
+        var bytes = new ReadOnlySpan<byte>(text, capacity);
+        var end = bytes.IndexOf((byte)0);
+        return System.Text.Encoding.UTF8.GetString(end >= 0 ? bytes[..end] : bytes);
+    }
 
     // libvirt UUIDs are the 16 raw RFC 4122 bytes, i.e. big-endian fields.
     internal static Guid ToGuid(byte* uuid) => new(new ReadOnlySpan<byte>(uuid, 16), bigEndian: true);
