@@ -101,5 +101,29 @@ sweep_test_leftovers() {
   for dir in /tmp/limen-test-pg-*/data; do
     [ -d "$dir" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
   done
-  rm -rf /tmp/limen-test-pg-* /tmp/limen-test-state-*
+  if command -v virsh >/dev/null && virsh -c qemu:///system version >/dev/null 2>&1; then
+    for dom in $(virsh -c qemu:///system list --all --name | grep '^limen-test-' || true); do
+      virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
+      virsh -c qemu:///system undefine "$dom" --snapshots-metadata --nvram >/dev/null 2>&1 || true
+    done
+  fi
+  rm -rf /tmp/limen-test-*
+}
+
+# start_libvirt: virtlogd and libvirtd started directly (no systemd on these machines).
+start_libvirt() {
+  apt_install libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+    log "Starting virtlogd and libvirtd"
+    pgrep -x virtlogd >/dev/null || virtlogd -d
+    pgrep -x libvirtd >/dev/null || libvirtd -d
+    for _ in $(seq 1 50); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.2; done
+    virsh -c qemu:///system version >/dev/null
+  fi
+}
+
+# build_guest: the tiny test guest (guest/out/tiny-guest.qcow2), from Debian packages.
+build_guest() {
+  apt_install busybox-static isolinux syslinux-common xorriso qemu-utils
+  "$REPO_ROOT/guest/build.sh" >&2
 }

@@ -1,6 +1,4 @@
 using System.CommandLine;
-using Limen.Data;
-using Limen.Features.Users;
 using Limen.Hosting;
 
 namespace Limen.Cli;
@@ -24,8 +22,7 @@ public static class ServeCommand
             await using var app = LimenServer.Build(overrides);
             // The host's own lifetime handles SIGTERM/Ctrl+C and drains requests gracefully.
             var stopping = app.Lifetime.ApplicationStopping;
-            await DatabaseStartup.MigrateAsync(app.Services, stopping);
-            await AdminBootstrap.EnsureAdminAsync(app.Services, stopping);
+            await LimenStartup.PrepareAsync(app.Services, stopping);
             await app.RunAsync();
             return 0;
         });

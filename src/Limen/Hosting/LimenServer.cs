@@ -2,11 +2,14 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Limen.Data;
+using Limen.Features.Alerts;
 using Limen.Features.Audit;
 using Limen.Features.Auth;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
+using Limen.Features.Images;
 using Limen.Features.Users;
+using Limen.Features.Vms;
 using Limen.Web;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
@@ -46,6 +49,10 @@ public static class LimenServer
 
         builder.Services.AddLimenCore(builder.Configuration);
         builder.Services.AddLimenWeb(options);
+        builder.Services.AddHostMetrics(builder.Configuration, options.FullStateDir, sp => sp.GetRequiredService<LimenMetrics>().Host);
+        builder.Services.AddAgentProxy(builder.Configuration);
+        builder.Services.AddAlerts(builder.Configuration);
+        builder.Services.AddVms(builder.Configuration);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -152,6 +159,10 @@ public static class LimenServer
         api.MapAuth();
         api.MapUsers();
         api.MapAudit();
+        api.MapAgentProxy();
+        api.MapAlerts();
+        api.MapImages();
+        api.MapVms();
         app.MapOpenApi("/api/openapi/{documentName}.json").AllowAnonymous();
         app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
     }

@@ -24,6 +24,10 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                 // Connections in the pool may point at a server that is gone; start afresh next time.
                 NpgsqlConnection.ClearAllPools();
             }
+            else if (problem.Type == Problems.HypervisorUnavailable)
+            {
+                logger.LogWarning("{Message}", exception.Message);
+            }
             else
             {
                 logger.LogError(exception, "Unhandled exception");
@@ -55,6 +59,8 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                 }
             case BadHttpRequestException bad:
                 return New(bad.StatusCode, Problems.ForStatus(bad.StatusCode), ReasonPhrase(bad.StatusCode), bad.Message);
+            case Features.Hosts.HypervisorUnavailableException e:
+                return New(503, Problems.HypervisorUnavailable, "Hypervisor unavailable", e.Message);
             case Exception e when IsDatabaseUnavailable(e):
                 return New(503, Problems.DatabaseUnavailable, "Database unavailable",
                     "The database cannot be reached right now; try again shortly.");
@@ -82,6 +88,7 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     public static int StatusFor(Exception exception) => exception switch
     {
         BadHttpRequestException bad => bad.StatusCode,
+        Features.Hosts.HypervisorUnavailableException => 503,
         _ when IsDatabaseUnavailable(exception) => 503,
         _ => 500,
     };

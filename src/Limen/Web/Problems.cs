@@ -21,7 +21,12 @@ public static class Problems
     public const string UnsupportedMediaType = Prefix + "unsupported-media-type";
     public const string RateLimited = Prefix + "rate-limited";
     public const string DatabaseUnavailable = Prefix + "database-unavailable";
+    public const string AgentUnavailable = Prefix + "agent-unavailable";
+    public const string NotReady = Prefix + "not-ready";
     public const string Internal = Prefix + "internal";
+    public const string HypervisorUnavailable = Prefix + "hypervisor-unavailable";
+    public const string VmOperationFailed = Prefix + "vm-operation-failed";
+    public const string InvalidState = Prefix + "invalid-state";
 
     public static string ForStatus(int status) => status switch
     {

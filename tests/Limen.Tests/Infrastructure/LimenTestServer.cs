@@ -20,6 +20,9 @@ public sealed class LimenTestServer : IAsyncDisposable
 {
     public static readonly JsonSerializerOptions Json = CreateJson();
 
+    /// <summary>Every domain a test creates carries this prefix; ./test.sh sweeps leftovers by it.</summary>
+    public const string DomainPrefix = "limen-test-";
+
     private readonly WebApplication app;
 
     private LimenTestServer(WebApplication app, TestDatabase database, string stateDir, string adminPassword, Uri baseAddress)
@@ -42,6 +45,8 @@ public sealed class LimenTestServer : IAsyncDisposable
     {
         database ??= await TestDatabase.CreateAsync();
         var stateDir = Directory.CreateTempSubdirectory("limen-test-state-").FullName;
+        // QEMU (as libvirt-qemu) must pass through to the VM disks inside.
+        File.SetUnixFileMode(stateDir, (UnixFileMode)Convert.ToInt32("711", 8));
         var adminPassword = "admin-" + Guid.NewGuid().ToString("N");
         var overrides = new Dictionary<string, string?>
         {
@@ -49,6 +54,8 @@ public sealed class LimenTestServer : IAsyncDisposable
             ["ConnectionStrings:Limen"] = database.ConnectionString,
             ["Limen:StateDir"] = stateDir,
             ["Limen:AdminPassword"] = adminPassword,
+            ["Limen:Hypervisor:Uri"] = "test:///default",
+            ["Limen:Hypervisor:DomainPrefix"] = DomainPrefix,
             ["Limen:Auth:LoginAttemptsPerIpPerMinute"] = "1000",
             ["Limen:Auth:LoginAttemptsPerUserPerMinute"] = "1000",
             ["Logging:LogLevel:Default"] = "Warning",
@@ -60,8 +67,7 @@ public sealed class LimenTestServer : IAsyncDisposable
         }
 
         var app = LimenServer.Build(overrides, configureServices);
-        await DatabaseStartup.MigrateAsync(app.Services, CancellationToken.None);
-        await AdminBootstrap.EnsureAdminAsync(app.Services, CancellationToken.None);
+        await LimenStartup.PrepareAsync(app.Services, CancellationToken.None);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         return new LimenTestServer(app, database, stateDir, adminPassword, new Uri(address));

@@ -23,7 +23,7 @@ public static class ProblemAssert
     /// <summary>The value of one Prometheus sample (0 when absent) in a text exposition.</summary>
     public static double Sample(string exposition, string name, string labels = "")
     {
-        var pattern = "^" + Regex.Escape(name) + (labels.Length > 0 ? Regex.Escape("{" + labels + "}") : "(\\{\\})?") + " (\\S+)$";
+        var pattern = "^" + Regex.Escape(name) + (labels.Length > 0 ? Regex.Escape("{" + labels + "}") : "(?:\\{\\})?") + " (\\S+)$";
         var match = Regex.Match(exposition, pattern, RegexOptions.Multiline);
         return match.Success ? double.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
     }

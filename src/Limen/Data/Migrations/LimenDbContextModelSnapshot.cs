@@ -22,6 +22,86 @@ namespace Limen.Data.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("Limen.Data.Alert", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("Alertname")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("alertname");
+
+                    b.Property<string>("Annotations")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("annotations");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("integer")
+                        .HasColumnName("count");
+
+                    b.Property<DateTimeOffset?>("EndsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ends_at");
+
+                    b.Property<string>("Fingerprint")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("fingerprint");
+
+                    b.Property<DateTimeOffset>("FirstReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("first_received_at");
+
+                    b.Property<string>("GeneratorUrl")
+                        .HasColumnType("text")
+                        .HasColumnName("generator_url");
+
+                    b.Property<string>("Labels")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("labels");
+
+                    b.Property<DateTimeOffset>("LastReceivedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_received_at");
+
+                    b.Property<string>("Receiver")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("receiver");
+
+                    b.Property<DateTimeOffset>("StartsAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("starts_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("Id")
+                        .HasName("pk_alerts");
+
+                    b.HasIndex("Fingerprint", "StartsAt")
+                        .IsUnique()
+                        .HasDatabaseName("ix_alerts_fingerprint_starts_at");
+
+                    b.HasIndex("Status", "LastReceivedAt")
+                        .HasDatabaseName("ix_alerts_status_last_received_at");
+
+                    b.ToTable("alerts", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.AuditLog", b =>
                 {
                     b.Property<long>("Id")
@@ -94,6 +174,64 @@ namespace Limen.Data.Migrations
                         .HasDatabaseName("ix_audit_logs_user_id_time");
 
                     b.ToTable("audit_logs", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.Image", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("FileName")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("file_name");
+
+                    b.Property<string>("Format")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("format");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("sha256");
+
+                    b.Property<long>("SizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size_bytes");
+
+                    b.Property<long>("VirtualSizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("virtual_size_bytes");
+
+                    b.HasKey("Id")
+                        .HasName("pk_images");
+
+                    b.HasIndex("FileName")
+                        .IsUnique()
+                        .HasDatabaseName("ix_images_file_name");
+
+                    b.HasIndex("Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_images_name");
+
+                    b.ToTable("images", (string)null);
                 });
 
             modelBuilder.Entity("Limen.Data.RefreshToken", b =>
@@ -194,6 +332,138 @@ namespace Limen.Data.Migrations
                     b.ToTable("users", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.Vm", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("BootOrder")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("boot_order");
+
+                    b.Property<Guid?>("CdromImageId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("cdrom_image_id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<int>("DiskGb")
+                        .HasColumnType("integer")
+                        .HasColumnName("disk_gb");
+
+                    b.Property<Guid>("HostId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("host_id");
+
+                    b.Property<Guid?>("ImageId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("image_id");
+
+                    b.Property<string>("MacAddress")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("mac_address");
+
+                    b.Property<int>("MemoryMb")
+                        .HasColumnType("integer")
+                        .HasColumnName("memory_mb");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("OwnerId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("owner_id");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("state");
+
+                    b.Property<string>("StateReason")
+                        .HasColumnType("text")
+                        .HasColumnName("state_reason");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.Property<int>("Vcpus")
+                        .HasColumnType("integer")
+                        .HasColumnName("vcpus");
+
+                    b.HasKey("Id")
+                        .HasName("pk_vms");
+
+                    b.HasIndex("CdromImageId")
+                        .HasDatabaseName("ix_vms_cdrom_image_id");
+
+                    b.HasIndex("HostId")
+                        .HasDatabaseName("ix_vms_host_id");
+
+                    b.HasIndex("ImageId")
+                        .HasDatabaseName("ix_vms_image_id");
+
+                    b.HasIndex("MacAddress")
+                        .IsUnique()
+                        .HasDatabaseName("ix_vms_mac_address");
+
+                    b.HasIndex("OwnerId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_vms_owner_id_name");
+
+                    b.ToTable("vms", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.VmHost", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ConsoleAddress")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("console_address");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("name");
+
+                    b.Property<string>("Uri")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("uri");
+
+                    b.HasKey("Id")
+                        .HasName("pk_hosts");
+
+                    b.HasIndex("Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_hosts_name");
+
+                    b.HasIndex("Uri")
+                        .IsUnique()
+                        .HasDatabaseName("ix_hosts_uri");
+
+                    b.ToTable("hosts", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.RefreshToken", b =>
                 {
                     b.HasOne("Limen.Data.User", null)
@@ -202,6 +472,35 @@ namespace Limen.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_refresh_tokens_users_user_id");
+                });
+
+            modelBuilder.Entity("Limen.Data.Vm", b =>
+                {
+                    b.HasOne("Limen.Data.Image", null)
+                        .WithMany()
+                        .HasForeignKey("CdromImageId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_vms_images_cdrom_image_id");
+
+                    b.HasOne("Limen.Data.VmHost", null)
+                        .WithMany()
+                        .HasForeignKey("HostId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_vms_hosts_host_id");
+
+                    b.HasOne("Limen.Data.Image", null)
+                        .WithMany()
+                        .HasForeignKey("ImageId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .HasConstraintName("fk_vms_images_image_id");
+
+                    b.HasOne("Limen.Data.User", null)
+                        .WithMany()
+                        .HasForeignKey("OwnerId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_vms_users_owner_id");
                 });
 #pragma warning restore 612, 618
         }

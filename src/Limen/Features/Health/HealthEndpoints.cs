@@ -1,11 +1,12 @@
 using Limen.Data;
+using Limen.Features.Hosts;
 using Limen.Features.Metrics;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Health;
 
-public sealed record HealthResponse(string Status, string Db, string Version, DateTimeOffset Time, long UptimeSeconds);
+public sealed record HealthResponse(string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds);
 
 public sealed record LiveResponse(string Status);
 
@@ -23,15 +24,21 @@ public static class HealthEndpoints
 
     /// <summary>200 only when every required part answers; 503 naming what is down otherwise.</summary>
     private static async Task<JsonHttpResult<HealthResponse>> Check(
-        IDbContextFactory<LimenDbContext> dbFactory, LimenMetrics metrics, TimeProvider clock, ILogger<HealthResponse> logger)
+        IDbContextFactory<LimenDbContext> dbFactory, Hypervisor hypervisor, LimenMetrics metrics, TimeProvider clock, ILogger<HealthResponse> logger)
     {
+        var libvirtProbe = Task.Run(hypervisor.Probe);
         var dbUp = await ProbeDatabaseAsync(dbFactory, logger);
+        var libvirtUp = await libvirtProbe;
         metrics.DatabaseUp.Set(dbUp ? 1 : 0);
+        metrics.LibvirtUp.Set(libvirtUp ? 1 : 0);
         var now = clock.GetUtcNow();
-        var body = new HealthResponse(dbUp ? "ok" : "degraded", dbUp ? "connected" : "disconnected", VersionInfo.Version, now,
-            (long)(now - Started).TotalSeconds);
-        return TypedResults.Json(body, statusCode: dbUp ? 200 : 503);
+        var allUp = dbUp && libvirtUp;
+        var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), hypervisor.DomainType,
+            VersionInfo.Version, now, (long)(now - Started).TotalSeconds);
+        return TypedResults.Json(body, statusCode: allUp ? 200 : 503);
     }
+
+    private static string Connected(bool up) => up ? "connected" : "disconnected";
 
     private static async Task<bool> ProbeDatabaseAsync(IDbContextFactory<LimenDbContext> dbFactory, ILogger logger)
     {

@@ -1,0 +1,152 @@
+using Limen.Libvirt;
+using Microsoft.Extensions.Options;
+
+namespace Limen.Features.Hosts;
+
+/// <summary>libvirtd cannot be reached; requests answer 503 and the next call tries to reconnect.</summary>
+public sealed class HypervisorUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// The connection to the local libvirt host. Every call goes through <see cref="Run{T}"/>, which
+/// reconnects when libvirtd went away (a dead connection is detected by keepalive or by the
+/// failing call) — so the server recovers by itself when libvirtd returns, without a restart.
+/// </summary>
+public sealed class Hypervisor : IDisposable
+{
+    private readonly Lock gate = new();
+    private readonly ILogger<Hypervisor> logger;
+    private LibvirtConnection? connection;
+    private bool lastKnownUp;
+
+    public Hypervisor(IOptions<HypervisorOptions> options, ILogger<Hypervisor> logger)
+    {
+        this.logger = logger;
+        Uri = options.Value.Uri;
+        DomainType = ResolveDomainType(options.Value.VirtualizationType, Uri);
+    }
+
+    public string Uri { get; }
+
+    /// <summary>The domain type VMs are defined with: kvm, qemu (TCG) or test (libvirt's test driver).</summary>
+    public string DomainType { get; }
+
+    /// <summary>Raised (on the calling thread) each time a new connection is opened, e.g. to re-subscribe to events.</summary>
+    public event Action<LibvirtConnection>? Connected;
+
+    public T Run<T>(Func<LibvirtConnection, T> action)
+    {
+        var current = Connect();
+        try
+        {
+            return action(current);
+        }
+        catch (LibvirtException e) when (IsConnectionLoss(e) || !current.IsAlive)
+        {
+            Drop(current, e.Message);
+            throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
+        }
+    }
+
+    public void Run(Action<LibvirtConnection> action) => Run(c =>
+    {
+        action(c);
+        return true;
+    });
+
+    /// <summary>True when a call to libvirt succeeds now (reconnecting if needed).</summary>
+    public bool Probe()
+    {
+        try
+        {
+            return Run(c => c.IsAlive);
+        }
+        catch (HypervisorUnavailableException)
+        {
+            return false;
+        }
+    }
+
+    private LibvirtConnection Connect()
+    {
+        LibvirtConnection fresh;
+        lock (gate)
+        {
+            if (connection is { IsAlive: true })
+            {
+                return connection;
+            }
+
+            connection?.Dispose();
+            connection = null;
+            try
+            {
+                var opened = LibvirtConnection.Open(Uri);
+                // Keepalive lets a silently dead daemon show up as !IsAlive within ~15 s.
+                opened.SetKeepAlive(5, 3);
+                connection = opened;
+            }
+            catch (LibvirtException e)
+            {
+                if (lastKnownUp)
+                {
+                    logger.LogWarning("libvirt at {Uri} is unavailable: {Message}", Uri, e.Message);
+                    lastKnownUp = false;
+                }
+
+                throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
+            }
+
+            logger.LogInformation("Connected to libvirt at {Uri} (domain type {DomainType})", Uri, DomainType);
+            lastKnownUp = true;
+            fresh = connection;
+        }
+
+        Connected?.Invoke(fresh);
+        return fresh;
+    }
+
+    private void Drop(LibvirtConnection broken, string reason)
+    {
+        lock (gate)
+        {
+            if (ReferenceEquals(connection, broken))
+            {
+                logger.LogWarning("Lost the libvirt connection to {Uri}: {Reason}", Uri, reason);
+                connection = null;
+                lastKnownUp = false;
+                broken.Dispose();
+            }
+        }
+    }
+
+    private static bool IsConnectionLoss(LibvirtException e) =>
+        e.Code is LibvirtErrorCode.SystemError or LibvirtErrorCode.Rpc or LibvirtErrorCode.NoConnect or LibvirtErrorCode.InvalidConn;
+
+    /// <summary>
+    /// auto → kvm only where a real KVM module is loaded: some machines expose /dev/kvm from a nested
+    /// module that cannot boot a BIOS guest, where libvirt would still advertise kvm.
+    /// </summary>
+    public static string ResolveDomainType(string setting, string uri)
+    {
+        if (uri.StartsWith("test:", StringComparison.Ordinal))
+        {
+            return "test";
+        }
+
+        return setting switch
+        {
+            "kvm" or "qemu" => setting,
+            "auto" => File.Exists("/dev/kvm") && (Directory.Exists("/sys/module/kvm_intel") || Directory.Exists("/sys/module/kvm_amd")) ? "kvm" : "qemu",
+            _ => throw new InvalidOperationException($"Limen:Hypervisor:VirtualizationType must be auto, kvm or qemu, not '{setting}'."),
+        };
+    }
+
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            connection?.Dispose();
+            connection = null;
+        }
+    }
+}

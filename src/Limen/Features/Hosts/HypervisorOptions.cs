@@ -1,0 +1,28 @@
+namespace Limen.Features.Hosts;
+
+/// <summary>Settings under "Limen:Hypervisor" for the local libvirt host and the VMs placed on it.</summary>
+public sealed class HypervisorOptions
+{
+    public const string Section = "Limen:Hypervisor";
+
+    public string Uri { get; set; } = "qemu:///system";
+
+    /// <summary>Where this host's VNC consoles listen (libvirt's vnc_listen; loopback for the local host).</summary>
+    public string ConsoleAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>auto, kvm or qemu (TCG). auto picks kvm only where kvm_intel or kvm_amd is loaded.</summary>
+    public string VirtualizationType { get; set; } = "auto";
+
+    /// <summary>The libvirt network VM NICs attach to; none when empty (VMs then have no NIC).</summary>
+    public string? Network { get; set; }
+
+    /// <summary>Domain names are prefix + VM id; tests use "limen-test-" so leftovers can be swept.</summary>
+    public string DomainPrefix { get; set; } = "limen-";
+
+    /// <summary>Where VM disks and serial logs live; default &lt;state&gt;/disks.</summary>
+    public string? DiskDir { get; set; }
+
+    public int ShutdownTimeoutSeconds { get; set; } = 60;
+
+    public int ReconcileIntervalSeconds { get; set; } = 10;
+}

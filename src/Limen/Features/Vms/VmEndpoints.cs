@@ -1,0 +1,80 @@
+using Limen.Data;
+using Limen.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Vms;
+
+public sealed record VmListQuery([property: FromQuery(Name = "owner_id")] Guid? OwnerId);
+
+public static class VmEndpoints
+{
+    public static IEndpointRouteBuilder MapVms(this IEndpointRouteBuilder routes)
+    {
+        var vms = routes.MapGroup("/api/vms").WithTags("VMs");
+        vms.MapGet("/", List);
+        vms.MapPost("/", (CreateVmRequest request, HttpContext http, VmService service, CancellationToken ct) => service.CreateAsync(request, http.User, ct));
+        vms.MapGet("/{id:guid}", Get);
+        vms.MapPatch("/{id:guid}", (Guid id, UpdateVmRequest request, HttpContext http, VmService service, CancellationToken ct) => service.UpdateAsync(id, request, http.User, ct));
+        vms.MapDelete("/{id:guid}", (Guid id, HttpContext http, VmService service, CancellationToken ct) => service.DeleteAsync(id, http.User, ct));
+        vms.MapPost("/{id:guid}/actions/{action}", Act);
+        vms.MapPut("/{id:guid}/cdrom", (Guid id, AttachCdromRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            service.ConfigureBootAsync(id, request.ImageId, detach: false, bootOrder: null, http.User, ct));
+        vms.MapDelete("/{id:guid}/cdrom", (Guid id, HttpContext http, VmService service, CancellationToken ct) =>
+            service.ConfigureBootAsync(id, null, detach: true, bootOrder: null, http.User, ct));
+        vms.MapPut("/{id:guid}/boot-order", (Guid id, BootOrderRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            service.ConfigureBootAsync(id, null, detach: false, request.Devices, http.User, ct));
+        vms.MapGet("/{id:guid}/stats", Stats);
+        return routes;
+    }
+
+    /// <summary>Own VMs; admins see all and may filter by owner.</summary>
+    private static async Task<Results<Ok<PagedList<VmResponse>>, ProblemHttpResult>> List(
+        [AsParameters] VmListQuery query, [AsParameters] PageRequest page, HttpContext http, LimenDbContext db, CancellationToken cancellationToken)
+    {
+        if (page.Validate() is { } problem)
+        {
+            return Problems.Invalid("page", problem);
+        }
+
+        var vms = db.Vms.AsNoTracking();
+        var owner = http.User.IsAdmin() ? query.OwnerId : http.User.GetUserId();
+        if (owner is { } ownerId)
+        {
+            vms = vms.Where(v => v.OwnerId == ownerId);
+        }
+
+        var total = await vms.CountAsync(cancellationToken);
+        var items = await vms.OrderBy(v => v.CreatedAt).ThenBy(v => v.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
+        return TypedResults.Ok(new PagedList<VmResponse>(items.ConvertAll(VmResponse.From), total, page.Number, page.Size));
+    }
+
+    private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, VmService service, CancellationToken cancellationToken) =>
+        await service.FindAsync(id, http.User, cancellationToken) is { } vm ? TypedResults.Ok(VmResponse.From(vm)) : Problems.NotFoundProblem("The VM");
+
+    private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Act(
+        Guid id, string action, HttpContext http, VmService service, CancellationToken cancellationToken)
+    {
+        if (!VmActions.TryParse(action, out var parsed))
+        {
+            return Problems.Invalid("action", $"action must be one of: {string.Join(", ", VmActions.Names)}.");
+        }
+
+        return await service.ActAsync(id, parsed, http.User, cancellationToken);
+    }
+
+    private static async Task<Results<Ok<VmStatsResponse>, ProblemHttpResult>> Stats(
+        Guid id, HttpContext http, VmService service, VmStatsSampler sampler, CancellationToken cancellationToken)
+    {
+        var vm = await service.FindAsync(id, http.User, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        return await sampler.SampleAsync(vm, cancellationToken) is { } stats
+            ? TypedResults.Ok(stats)
+            : Problems.Create(409, Problems.InvalidState, "No statistics", "The VM's domain does not exist.", new Dictionary<string, object?> { ["state"] = vm.State });
+    }
+}

@@ -1,0 +1,34 @@
+using System.Collections.Concurrent;
+
+namespace Limen.Features.Vms;
+
+/// <summary>
+/// Serializes everything that changes one VM (actions, edits, snapshots, delete) within this
+/// server; different VMs proceed in parallel. The reconciler skips VMs whose lock is held.
+/// </summary>
+public sealed class VmLocks
+{
+    private readonly ConcurrentDictionary<Guid, SemaphoreSlim> locks = new();
+
+    public async Task<IDisposable> AcquireAsync(Guid vmId, CancellationToken cancellationToken)
+    {
+        var semaphore = locks.GetOrAdd(vmId, _ => new SemaphoreSlim(1, 1));
+        await semaphore.WaitAsync(cancellationToken);
+        return new Releaser(semaphore);
+    }
+
+    public bool IsHeld(Guid vmId) => locks.TryGetValue(vmId, out var semaphore) && semaphore.CurrentCount == 0;
+
+    private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable
+    {
+        private int released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+            {
+                semaphore.Release();
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Hosts;
+using Limen.Features.Metrics;
+using Limen.Libvirt;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Limen.Features.Vms;
+
+/// <summary>
+/// Keeps the database following libvirt: at start, on every lifecycle event, and in a periodic
+/// sweep (events can be missed while libvirtd restarts). A domain removed behind Limen's back
+/// marks its VM missing; a domain with Limen's prefix that no row knows is reported, not touched.
+/// </summary>
+public sealed class VmReconciler(
+    IServiceScopeFactory scopes,
+    Hypervisor hypervisor,
+    LocalHost localHost,
+    VmLocks locks,
+    LimenMetrics metrics,
+    IOptions<HypervisorOptions> options,
+    ILogger<VmReconciler> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim wake = new(0);
+    private readonly HashSet<Guid> reportedUnknown = [];
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        hypervisor.Connected += Subscribe;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                await ReconcileOnceAsync(stoppingToken);
+                await wake.WaitAsync(TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), stoppingToken);
+                // Events come in bursts (a reboot is several); let the burst finish before looking.
+                await Task.Delay(100, stoppingToken);
+                while (wake.CurrentCount > 0)
+                {
+                    await wake.WaitAsync(stoppingToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            hypervisor.Connected -= Subscribe;
+        }
+    }
+
+    public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            var domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
+            metrics.LibvirtUp.Set(1);
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
+            var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
+            var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
+            foreach (var vm in vms.Where(v => v.State != VmStates.Creating && !locks.IsHeld(v.Id)))
+            {
+                var before = vm.State;
+                VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
+                if (vm.State == before)
+                {
+                    continue;
+                }
+
+                vm.UpdatedAt = DateTimeOffset.UtcNow;
+                if (vm.State == VmStates.Missing)
+                {
+                    logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
+                    await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
+                }
+                else
+                {
+                    logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
+                }
+            }
+
+            await db.SaveChangesAsync(cancellationToken);
+            ReportUnknown(domains.Keys, vms.Select(v => v.Id).ToHashSet());
+            foreach (var state in VmStates.All)
+            {
+                metrics.VmsByState.WithLabels(state).Set(vms.Count(v => v.State == state));
+            }
+        }
+        catch (HypervisorUnavailableException e)
+        {
+            metrics.LibvirtUp.Set(0);
+            logger.LogDebug("Reconciliation skipped: {Message}", e.Message);
+        }
+        catch (Exception e) when (Web.ProblemExceptionHandler.IsDatabaseUnavailable(e))
+        {
+            logger.LogDebug("Reconciliation skipped, database unavailable: {Message}", e.GetBaseException().Message);
+        }
+        finally
+        {
+            metrics.ReconcileDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
+        }
+    }
+
+    private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
+    {
+        var result = new Dictionary<Guid, DomainState>();
+        foreach (var domain in connection.ListAllDomains())
+        {
+            using (domain)
+            {
+                if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
+                {
+                    result[domain.Uuid] = domain.GetState().State;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    private void ReportUnknown(IEnumerable<Guid> domains, HashSet<Guid> known)
+    {
+        var unknown = domains.Where(id => !known.Contains(id)).ToList();
+        metrics.UnknownDomains.Set(unknown.Count);
+        foreach (var id in unknown.Where(reportedUnknown.Add))
+        {
+            logger.LogWarning("Domain {Domain} on {Uri} carries Limen's prefix but no VM row; leaving it untouched", options.Value.DomainPrefix + id, hypervisor.Uri);
+        }
+    }
+
+    private void Subscribe(LibvirtConnection connection)
+    {
+        var subscription = connection.SubscribeDomainLifecycle();
+        _ = Task.Run(async () =>
+        {
+            using (subscription)
+            {
+                await foreach (var _ in subscription.Events.ReadAllAsync())
+                {
+                    wake.Release();
+                }
+            }
+        });
+    }
+
+    public override void Dispose()
+    {
+        wake.Dispose();
+        base.Dispose();
+    }
+}

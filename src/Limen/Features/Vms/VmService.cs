@@ -1,0 +1,421 @@
+using System.Security.Claims;
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Hosts;
+using Limen.Features.Images;
+using Limen.Libvirt;
+using Limen.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Limen.Features.Vms;
+
+/// <summary>
+/// Creates, changes and removes VMs so that the database row, the libvirt domain and the disk file
+/// always agree: every step that fails undoes the steps before it.
+/// </summary>
+public sealed class VmService(
+    LimenDbContext db,
+    Hypervisor hypervisor,
+    LocalHost localHost,
+    VmLocks locks,
+    ImageStore images,
+    AuditTrail audit,
+    IOptions<HypervisorOptions> options,
+    TimeProvider clock,
+    ILogger<VmService> logger)
+{
+    public string DomainName(Guid vmId) => options.Value.DomainPrefix + vmId;
+
+    /// <summary>The VM if the caller may see it (owner or admin); others' VMs are indistinguishable from missing ones.</summary>
+    public Task<Vm?> FindAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        var query = db.Vms.Where(v => v.Id == id);
+        if (!caller.IsAdmin())
+        {
+            var userId = caller.GetUserId();
+            query = query.Where(v => v.OwnerId == userId);
+        }
+
+        return query.FirstOrDefaultAsync(cancellationToken);
+    }
+
+    public async Task<Results<Created<VmResponse>, ProblemHttpResult>> CreateAsync(CreateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        var image = await db.Images.AsNoTracking().FirstOrDefaultAsync(i => i.Id == request.ImageId, cancellationToken);
+        var node = await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken);
+        var problem = VmRules.NameProblem(request.Name) is { } n ? Problems.Invalid("name", n)
+            : VmRules.VcpusProblem(request.Vcpus, node.Cpus) is { } c ? Problems.Invalid("vcpus", c)
+            : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? Problems.Invalid("memory_mb", m)
+            : image is null ? Problems.Invalid("image_id", "No such image.")
+            : VmRules.DiskProblem(request.DiskGb, image.Kind == ImageKinds.Disk ? image.VirtualSizeBytes : 0) is { } d ? Problems.Invalid("disk_gb", d)
+            : null;
+        if (problem is not null)
+        {
+            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "validation",
+                new { name = request.Name, reason = problem.ProblemDetails.Detail }), cancellationToken);
+            return problem;
+        }
+
+        var now = clock.GetUtcNow();
+        var isInstall = image!.Kind == ImageKinds.Iso;
+        var vm = new Vm
+        {
+            Id = Guid.NewGuid(),
+            Name = request.Name,
+            OwnerId = caller.GetUserId(),
+            HostId = localHost.Id,
+            ImageId = image.Id,
+            CdromImageId = isInstall ? image.Id : null,
+            BootOrder = isInstall ? "cdrom,hd" : "hd",
+            Vcpus = request.Vcpus,
+            MemoryMb = request.MemoryMb,
+            DiskGb = request.DiskGb,
+            State = VmStates.Creating,
+            MacAddress = VmRules.NewMacAddress(),
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        db.Vms.Add(vm);
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        {
+            db.Entry(vm).State = EntityState.Detached;
+            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "name_taken", new { name = request.Name }), cancellationToken);
+            return Problems.ConflictProblem($"You already have a VM named '{request.Name}'.");
+        }
+
+        using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
+        var defined = false;
+        try
+        {
+            var diskPath = localHost.DiskPath(vm.Id);
+            if (isInstall)
+            {
+                await QemuImg.CreateBlankAsync(diskPath, vm.DiskGb, CancellationToken.None);
+            }
+            else
+            {
+                await QemuImg.CreateOverlayAsync(diskPath, images.PathOf(image), image.Format, vm.DiskGb, CancellationToken.None);
+            }
+
+            var xml = DomainXml.Build(Spec(vm));
+            await Task.Run(() => hypervisor.Run(c =>
+            {
+                using var domain = c.DefineDomain(xml);
+                defined = true;
+                if (request.Start)
+                {
+                    domain.Create();
+                }
+            }), CancellationToken.None);
+
+            vm.State = request.Start ? VmStates.Running : VmStates.Stopped;
+            vm.UpdatedAt = clock.GetUtcNow();
+            await db.SaveChangesAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is LibvirtException or QemuImgException or HypervisorUnavailableException or IOException)
+        {
+            await RollBackCreateAsync(vm, defined);
+            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", vm.Id.ToString(), "create_failed",
+                new { name = vm.Name, error = e.Message }), CancellationToken.None);
+            if (e is HypervisorUnavailableException)
+            {
+                throw;
+            }
+
+            return Problems.Create(500, Problems.VmOperationFailed, "VM creation failed",
+                $"The VM could not be created and nothing was kept: {e.Message}");
+        }
+
+        await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start }),
+            cancellationToken);
+        return TypedResults.Created($"/api/vms/{vm.Id}", VmResponse.From(vm));
+    }
+
+    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ActAsync(Guid id, VmAction action, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        var vm = await FindAsync(id, caller, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        var auditAction = "vm." + action.ToString().ToLowerInvariant();
+        var domainState = await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None);
+        ApplyObservedState(vm, domainState);
+        switch (VmActions.Plan(action, vm.State))
+        {
+            case ActionPlan.NoOp:
+                await db.SaveChangesAsync(CancellationToken.None);
+                return TypedResults.Ok(VmResponse.From(vm));
+            case ActionPlan.Conflict:
+                await db.SaveChangesAsync(CancellationToken.None);
+                await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "invalid_state", new { state = vm.State }), cancellationToken);
+                return Problems.Create(409, Problems.InvalidState, "Invalid state",
+                    $"Cannot {action.ToString().ToLowerInvariant()} a VM that is {vm.State}.", new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+
+        try
+        {
+            vm.State = await Task.Run(() => Perform(vm.Id, action), CancellationToken.None);
+            vm.StateReason = null;
+        }
+        catch (LibvirtException e)
+        {
+            ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None));
+            await db.SaveChangesAsync(CancellationToken.None);
+            await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
+            return Problems.Create(409, Problems.VmOperationFailed, "VM action failed", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+        catch (TimeoutException e)
+        {
+            ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None));
+            await db.SaveChangesAsync(CancellationToken.None);
+            await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "timeout", new { error = e.Message }), cancellationToken);
+            return Problems.Create(409, Problems.VmOperationFailed, "VM action timed out", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+
+        vm.UpdatedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(CancellationToken.None);
+        await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Success, "vm", id.ToString(), Details: new { state = vm.State }), cancellationToken);
+        return TypedResults.Ok(VmResponse.From(vm));
+    }
+
+    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> UpdateAsync(Guid id, UpdateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        var vm = await FindAsync(id, caller, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        var resizes = (request.Vcpus is { } v && v != vm.Vcpus) || (request.MemoryMb is { } m && m != vm.MemoryMb);
+        NodeInfo? node = resizes ? await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken) : null;
+        var problem = request.Name is { } name && VmRules.NameProblem(name) is { } n ? Problems.Invalid("name", n)
+            : request.Vcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? Problems.Invalid("vcpus", c)
+            : request.MemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? Problems.Invalid("memory_mb", mm)
+            : null;
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        if (resizes && vm.State != VmStates.Stopped)
+        {
+            return Problems.Create(409, Problems.InvalidState, "Invalid state", "vcpus and memory can change only while the VM is stopped.",
+                new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+
+        var before = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb };
+        vm.Name = request.Name ?? vm.Name;
+        vm.Vcpus = request.Vcpus ?? vm.Vcpus;
+        vm.MemoryMb = request.MemoryMb ?? vm.MemoryMb;
+        return await RedefineAsync(vm, "vm.update", new { before, after = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb } }, cancellationToken);
+    }
+
+    /// <summary>Attaches an ISO (or detaches with null) and/or sets the boot order; the VM must be stopped.</summary>
+    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ConfigureBootAsync(
+        Guid id, Guid? cdromImageId, bool detach, IReadOnlyList<string>? bootOrder, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        var vm = await FindAsync(id, caller, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        if (cdromImageId is { } isoId && !await db.Images.AnyAsync(i => i.Id == isoId && i.Kind == ImageKinds.Iso, cancellationToken))
+        {
+            return Problems.Invalid("image_id", "No such ISO image.");
+        }
+
+        if (bootOrder is not null && VmRules.BootOrderProblem(bootOrder) is { } orderProblem)
+        {
+            return Problems.Invalid("devices", orderProblem);
+        }
+
+        if (vm.State != VmStates.Stopped)
+        {
+            return Problems.Create(409, Problems.InvalidState, "Invalid state", "The CD-ROM and boot order can change only while the VM is stopped.",
+                new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+
+        vm.CdromImageId = detach ? null : cdromImageId ?? vm.CdromImageId;
+        vm.BootOrder = bootOrder is null ? vm.BootOrder : string.Join(',', bootOrder);
+        var action = bootOrder is not null ? "vm.boot_order" : detach ? "vm.cdrom.detach" : "vm.cdrom.attach";
+        return await RedefineAsync(vm, action, new { cdrom_image_id = vm.CdromImageId, boot_order = vm.BootOrder }, cancellationToken);
+    }
+
+    public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        var vm = await FindAsync(id, caller, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
+        DeleteFiles(vm.Id);
+        db.Vms.Remove(vm);
+        await db.SaveChangesAsync(CancellationToken.None);
+        await audit.RecordAsync(new AuditEvent("vm.delete", AuditResults.Success, "vm", id.ToString(), Details: new { name = vm.Name }), CancellationToken.None);
+        return TypedResults.NoContent();
+    }
+
+    public DomainSpec Spec(Vm vm)
+    {
+        var cdrom = vm.CdromImageId is { } isoId ? db.Images.AsNoTracking().First(i => i.Id == isoId) : null;
+        return new DomainSpec(DomainName(vm.Id), vm.Id, hypervisor.DomainType, vm.Name, vm.Vcpus, vm.MemoryMb,
+            localHost.DiskPath(vm.Id), cdrom is null ? null : images.PathOf(cdrom), vm.BootOrder.Split(','),
+            string.IsNullOrWhiteSpace(options.Value.Network) ? null : options.Value.Network, vm.MacAddress, localHost.SerialLogPath(vm.Id));
+    }
+
+    /// <summary>Re-defines the (stopped) domain from the row; the row is saved only if libvirt accepted it.</summary>
+    private async Task<Results<Ok<VmResponse>, ProblemHttpResult>> RedefineAsync(Vm vm, string action, object details, CancellationToken cancellationToken)
+    {
+        var xml = DomainXml.Build(Spec(vm));
+        try
+        {
+            await Task.Run(() => hypervisor.Run(c => c.DefineDomain(xml).Dispose()), CancellationToken.None);
+            vm.UpdatedAt = clock.GetUtcNow();
+            await db.SaveChangesAsync(CancellationToken.None);
+        }
+        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        {
+            // Put libvirt back to what the database still says.
+            await db.Entry(vm).ReloadAsync(CancellationToken.None);
+            var original = DomainXml.Build(Spec(vm));
+            await Task.Run(() => hypervisor.Run(c => c.DefineDomain(original).Dispose()), CancellationToken.None);
+            return Problems.ConflictProblem("You already have a VM with that name.");
+        }
+        catch (LibvirtException e)
+        {
+            await db.Entry(vm).ReloadAsync(CancellationToken.None);
+            await audit.RecordAsync(new AuditEvent(action, AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
+            return Problems.Create(409, Problems.VmOperationFailed, "VM change failed", e.Message);
+        }
+
+        await audit.RecordAsync(new AuditEvent(action, AuditResults.Success, "vm", vm.Id.ToString(), Details: details), cancellationToken);
+        return TypedResults.Ok(VmResponse.From(vm));
+    }
+
+    private string Perform(Guid vmId, VmAction action) => hypervisor.Run(c =>
+    {
+        using var domain = c.LookupDomainByUuid(vmId) ?? throw new LibvirtException("The VM's domain no longer exists.", LibvirtErrorCode.NoDomain, 0, "lookup");
+        switch (action)
+        {
+            case VmAction.Start:
+                domain.Create();
+                return VmStates.Running;
+            case VmAction.Stop:
+                domain.Destroy();
+                return VmStates.Stopped;
+            case VmAction.Suspend:
+                domain.Suspend();
+                return VmStates.Paused;
+            case VmAction.Resume:
+                domain.Resume();
+                return VmStates.Running;
+            case VmAction.Reboot:
+                domain.Reboot();
+                return VmStates.Running;
+            default:
+                return ShutDown(domain);
+        }
+    });
+
+    /// <summary>ACPI power button, then wait for the guest to power itself off.</summary>
+    private string ShutDown(LibvirtDomain domain)
+    {
+        domain.Shutdown();
+        var deadline = clock.GetUtcNow().AddSeconds(options.Value.ShutdownTimeoutSeconds);
+        while (domain.GetState().State != DomainState.Shutoff)
+        {
+            if (clock.GetUtcNow() > deadline)
+            {
+                throw new TimeoutException($"The guest did not shut down within {options.Value.ShutdownTimeoutSeconds} s; use stop to power it off.");
+            }
+
+            Thread.Sleep(200);
+        }
+
+        return VmStates.Stopped;
+    }
+
+    /// <summary>The domain's state, or null when the domain does not exist.</summary>
+    public static DomainState? ReadState(LibvirtConnection connection, Guid vmId)
+    {
+        using var domain = connection.LookupDomainByUuid(vmId);
+        return domain?.GetState().State;
+    }
+
+    /// <summary>The row follows libvirt; a vanished domain makes the VM missing (never silently deleted).</summary>
+    public static void ApplyObservedState(Vm vm, DomainState? observed)
+    {
+        if (observed is null)
+        {
+            vm.State = VmStates.Missing;
+            vm.StateReason = "The libvirt domain no longer exists on its host.";
+            return;
+        }
+
+        var state = VmStates.FromDomain(observed.Value);
+        if (state != vm.State)
+        {
+            vm.State = state;
+            vm.StateReason = state == VmStates.Error ? $"libvirt reports the domain {observed.Value.ToString().ToLowerInvariant()}." : null;
+        }
+    }
+
+    private static void RemoveDomain(LibvirtConnection connection, Guid vmId)
+    {
+        using var domain = connection.LookupDomainByUuid(vmId);
+        if (domain is null)
+        {
+            return;
+        }
+
+        if (domain.IsActive)
+        {
+            domain.Destroy();
+        }
+
+        // Snapshot metadata and a managed save would otherwise make undefine refuse (BIOS guests have no NVRAM).
+        domain.Undefine(DomainUndefineFlags.SnapshotsMetadata | DomainUndefineFlags.ManagedSave);
+    }
+
+    private void DeleteFiles(Guid vmId)
+    {
+        File.Delete(localHost.DiskPath(vmId));
+        File.Delete(localHost.SerialLogPath(vmId));
+    }
+
+    private async Task RollBackCreateAsync(Vm vm, bool defined)
+    {
+        try
+        {
+            if (defined)
+            {
+                await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)));
+            }
+        }
+        catch (Exception e) when (e is LibvirtException or HypervisorUnavailableException)
+        {
+            // The reconciler reports a leftover domain with our prefix and no row; log it for the operator too.
+            logger.LogError("Rolling back VM {VmId}: could not remove domain {Domain}: {Message}", vm.Id, DomainName(vm.Id), e.Message);
+        }
+
+        DeleteFiles(vm.Id);
+        db.Vms.Remove(vm);
+        await db.SaveChangesAsync(CancellationToken.None);
+    }
+}

@@ -1,0 +1,23 @@
+using Limen.Features.Hosts;
+using Limen.Features.Images;
+
+namespace Limen.Features.Vms;
+
+public static class VmServiceCollection
+{
+    /// <summary>The hypervisor connection, images, VMs and the reconciler.</summary>
+    public static IServiceCollection AddVms(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.Configure<HypervisorOptions>(configuration.GetSection(HypervisorOptions.Section));
+        services.Configure<ImageOptions>(configuration.GetSection(ImageOptions.Section));
+        services.AddSingleton<Hypervisor>();
+        services.AddSingleton<LocalHost>();
+        services.AddSingleton<ImageStore>();
+        services.AddSingleton<VmLocks>();
+        services.AddSingleton<VmStatsSampler>();
+        services.AddScoped<VmService>();
+        services.AddSingleton<VmReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<VmReconciler>());
+        return services;
+    }
+}
