@@ -9,6 +9,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Images;
 
+/// <summary>What clients see of an image: never its file name or path.</summary>
 public sealed record ImageResponse(Guid Id, string Name, string Kind, string Format, long SizeBytes, long VirtualSizeBytes, string Sha256, DateTimeOffset CreatedAt)
 {
     public static ImageResponse From(Image i) => new(i.Id, i.Name, i.Kind, i.Format, i.SizeBytes, i.VirtualSizeBytes, i.Sha256, i.CreatedAt);
