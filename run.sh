@@ -4,7 +4,11 @@
 source "$(dirname "$0")/scripts/lib.sh"
 
 start_postgres
+start_libvirt
+ensure_isolated_network
+build_guest
 build_limen
+export Limen__Hypervisor__Network=${Limen__Hypervisor__Network:-$LIMEN_NETWORK}
 
 # The first admin's password: LIMEN_ADMIN_PASSWORD if given, else generated once and kept (0600).
 if [ -z "${LIMEN_ADMIN_PASSWORD:-}" ]; then
@@ -22,6 +26,22 @@ for _ in $(seq 1 120); do
   kill -0 $server 2>/dev/null || { wait $server; exit $?; }
   sleep 0.5
 done
+# Register the tiny guest once, so a new user can create and boot a VM at once.
+images_dir=$LIMEN_STATE_DIR/images
+mkdir -p "$images_dir"
+if [ ! -f "$images_dir/tiny-guest.qcow2" ]; then
+  cp "$REPO_ROOT/guest/out/tiny-guest.qcow2" "$images_dir/tiny-guest.qcow2"
+fi
+token=$(curl -fsS -X POST "$url/api/auth/login" -H 'content-type: application/json' \
+  -d "{\"username\":\"admin\",\"password\":\"$LIMEN_ADMIN_PASSWORD\"}" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' || true)
+if [ -n "$token" ]; then
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "$url/api/admin/images" -H "authorization: Bearer $token" \
+    -H 'content-type: application/json' -d '{"name":"tiny-guest","file_name":"tiny-guest.qcow2","kind":"disk"}')
+  case $code in 201) log "Registered the tiny guest image";; 409) ;; *) log "Could not register the tiny guest image (HTTP $code)";; esac
+else
+  log "Could not log in as admin to register the tiny guest (was the admin password changed?)"
+fi
+
 cat >&2 <<MSG
 
   Limen is running at $url  (API reference: $url/api/docs)

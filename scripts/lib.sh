@@ -127,3 +127,16 @@ build_guest() {
   apt_install busybox-static isolinux syslinux-common xorriso qemu-utils
   "$REPO_ROOT/guest/build.sh" >&2
 }
+
+# ensure_isolated_network: a libvirt network with no IP address and no forwarding (pure layer 2),
+# so VMs get a NIC without any route off this machine.
+LIMEN_NETWORK=${LIMEN_NETWORK:-limen-isolated}
+ensure_isolated_network() {
+  if ! virsh -c qemu:///system net-info "$LIMEN_NETWORK" >/dev/null 2>&1; then
+    local xml; xml=$(mktemp)
+    printf "<network><name>%s</name><bridge name='virbr-limen0' stp='on' delay='0'/></network>\n" "$LIMEN_NETWORK" > "$xml"
+    virsh -c qemu:///system net-define "$xml" >/dev/null
+    rm -f "$xml"
+  fi
+  virsh -c qemu:///system net-info "$LIMEN_NETWORK" | grep -q 'Active:.*yes' || virsh -c qemu:///system net-start "$LIMEN_NETWORK" >/dev/null
+}
