@@ -282,6 +282,17 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task A_user_who_owns_vms_cannot_be_deleted_until_the_vms_are_gone()
+    {
+        var (client, userId, image) = await UserWithImageAsync("vm-holder");
+        var id = (await VmTestKit.CreateVmAsync(client, image, "held")).GetProperty("id").GetGuid();
+        using var admin = Server.Client(await Server.AdminTokenAsync());
+        await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/admin/users/{userId}"), HttpStatusCode.Conflict, Problems.Conflict);
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await admin.DeleteAsync($"/api/admin/users/{userId}")).StatusCode);
+    }
+
+    [Fact]
     public async Task Health_reports_libvirt_and_the_virtualization_type()
     {
         using var client = Server.Client();

@@ -45,7 +45,7 @@ public static class AdminBootstrap
             var file = Path.Combine(StateDirectory.Ensure(options.StateDir), PasswordFileName);
             StateDirectory.WriteSecretFile(file, password + "\n");
             // Printed on stdout once, deliberately not through the logger (logs never carry secrets).
-            Console.WriteLine($"Created the first admin account: username '{Username}', password '{password}' (also in {file}, mode 0600).");
+            System.Console.WriteLine($"Created the first admin account: username '{Username}', password '{password}' (also in {file}, mode 0600).");
             logger.LogInformation("Created the first admin account '{Username}' with a generated password (see {File})", Username, file);
         }
         else

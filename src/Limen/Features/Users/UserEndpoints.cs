@@ -156,6 +156,12 @@ public static class UserEndpoints
             return Problems.ConflictProblem("You cannot delete your own account.");
         }
 
+        if (await db.Vms.AnyAsync(v => v.OwnerId == id, cancellationToken))
+        {
+            await audit.RecordAsync(new AuditEvent("user.delete", AuditResults.Failure, "user", id.ToString(), "owns_vms"), cancellationToken);
+            return Problems.ConflictProblem("The user still owns VMs; delete them first.");
+        }
+
         var deleted = await db.Users.Where(u => u.Id == id).ExecuteDeleteAsync(cancellationToken);
         if (deleted == 0)
         {
