@@ -34,6 +34,18 @@ public sealed unsafe class LibvirtConnection : IDisposable
         return new LibvirtConnection(Native.Check(NativeMethods.virConnectOpen(uri)), uri);
     }
 
+    /// <summary>
+    /// Opens a read-only connection (virConnectOpenReadOnly): queries work, and libvirt itself refuses
+    /// every change (define, start, destroy, …) with <see cref="LibvirtErrorCode.OperationDenied"/>.
+    /// </summary>
+    /// <exception cref="LibvirtException">The hypervisor cannot be reached.</exception>
+    public static LibvirtConnection OpenReadOnly(string uri)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uri);
+        Native.EnsureInitialized();
+        return new LibvirtConnection(Native.Check(NativeMethods.virConnectOpenReadOnly(uri)), uri);
+    }
+
     /// <summary>False once the daemon went away or the connection was closed (virConnectIsAlive).</summary>
     public bool IsAlive => !handle.IsClosed && NativeMethods.virConnectIsAlive(handle) == 1;
 

@@ -24,6 +24,7 @@ internal static unsafe partial class NativeMethods
 
     // --- connection (libvirt-host.h) ---
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial ConnectHandle virConnectOpen(string uri);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial ConnectHandle virConnectOpenReadOnly(string uri);
     [LibraryImport(Lib)] internal static partial int virConnectClose(nint conn);
     [LibraryImport(Lib)] internal static partial int virConnectIsAlive(ConnectHandle conn);
     [LibraryImport(Lib)] internal static partial int virConnectSetKeepAlive(ConnectHandle conn, int interval, uint count);

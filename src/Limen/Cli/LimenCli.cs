@@ -10,8 +10,22 @@ public static class LimenCli
         var root = new RootCommand("Limen — a self-hosted virtual-machine platform on libvirt and PostgreSQL.");
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(MigrateCommand.Create());
+        root.Subcommands.Add(AgentCommand.Create());
+        root.Subcommands.Add(AlertsCommand.Create());
+        root.Subcommands.Add(BackupCommand.Create());
+        root.Subcommands.Add(RestoreCommand.Create());
+        root.Subcommands.Add(DrillCommand.Create());
         return root;
     }
+
+    /// <summary>A step failed (backup, restore, drill): the message says which.</summary>
+    public const int ExitFailed = 1;
+
+    /// <summary>Invalid arguments.</summary>
+    public const int ExitUsage = 2;
+
+    /// <summary>Restore declined to touch its target (not empty without --yes, `limen serve` connected).</summary>
+    public const int ExitRefused = 3;
 
     /// <summary>Options shared by the commands that read Limen's configuration.</summary>
     public static class Common

@@ -11,6 +11,12 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<VmHost> Hosts => Set<VmHost>();
     public DbSet<Image> Images => Set<Image>();
     public DbSet<Vm> Vms => Set<Vm>();
+    public DbSet<UserQuota> UserQuotas => Set<UserQuota>();
+    public DbSet<SystemQuota> SystemQuotas => Set<SystemQuota>();
+    public DbSet<VmSnapshot> VmSnapshots => Set<VmSnapshot>();
+    public DbSet<BackupRun> BackupRuns => Set<BackupRun>();
+    public DbSet<ConsoleTicket> ConsoleTickets => Set<ConsoleTicket>();
+    public DbSet<ConsoleSession> ConsoleSessions => Set<ConsoleSession>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -61,6 +67,37 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             image.HasIndex(i => i.FileName).IsUnique();
         });
 
+        modelBuilder.Entity<BackupRun>(run =>
+        {
+            run.Property(r => r.Kind).HasMaxLength(16);
+            run.Property(r => r.Status).HasMaxLength(16);
+            run.Property(r => r.Hostname).HasMaxLength(255);
+            // The metrics ask for the newest succeeded run of a kind.
+            run.HasIndex(r => new { r.Kind, r.Status, r.FinishedAt });
+        });
+
+        modelBuilder.Entity<UserQuota>(quota =>
+        {
+            quota.ToTable("user_quotas");
+            quota.HasKey(q => q.UserId);
+            quota.HasOne<User>().WithOne().HasForeignKey<UserQuota>(q => q.UserId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<SystemQuota>(quota =>
+        {
+            quota.ToTable("system_quota");
+            quota.Property(q => q.Id).ValueGeneratedNever();
+        });
+
+        modelBuilder.Entity<VmSnapshot>(snapshot =>
+        {
+            snapshot.ToTable("vm_snapshots");
+            snapshot.HasIndex(s => new { s.VmId, s.Name }).IsUnique();
+            snapshot.Property(s => s.Name).HasMaxLength(64);
+            snapshot.Ignore(s => s.LibvirtName);
+            snapshot.HasOne<Vm>().WithMany().HasForeignKey(s => s.VmId).OnDelete(DeleteBehavior.Cascade);
+        });
+
         modelBuilder.Entity<Vm>(vm =>
         {
             vm.HasIndex(v => new { v.OwnerId, v.Name }).IsUnique();
@@ -71,6 +108,26 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             vm.HasOne<VmHost>().WithMany().HasForeignKey(v => v.HostId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.ImageId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.CdromImageId).OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<ConsoleTicket>(ticket =>
+        {
+            ticket.HasIndex(t => t.TokenHash).IsUnique();
+            ticket.HasIndex(t => t.ExpiresAt);
+            // A ticket is worthless once its user or VM is gone.
+            ticket.HasOne<User>().WithMany().HasForeignKey(t => t.UserId).OnDelete(DeleteBehavior.Cascade);
+            ticket.HasOne<Vm>().WithMany().HasForeignKey(t => t.VmId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<ConsoleSession>(session =>
+        {
+            session.Property(s => s.EndReason).HasMaxLength(32);
+            session.Property(s => s.ClientIp).HasMaxLength(64);
+            session.Property(s => s.UserAgent).HasMaxLength(512);
+            // The per-user limit counts open sessions on every connect.
+            session.HasIndex(s => s.UserId).HasFilter("ended_at IS NULL");
+            session.HasIndex(s => s.VmId);
+            session.HasIndex(s => s.StartedAt);
         });
     }
 }

@@ -5,10 +5,14 @@ using Limen.Data;
 using Limen.Features.Alerts;
 using Limen.Features.Audit;
 using Limen.Features.Auth;
+using Limen.Features.Backup;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
 using Limen.Features.Images;
+using Limen.Features.RemoteConsole;
 using Limen.Features.Users;
+using Limen.Features.Quotas;
+using Limen.Features.Snapshots;
 using Limen.Features.Vms;
 using Limen.Web;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -24,6 +28,12 @@ namespace Limen.Hosting;
 /// <summary>Composition of `limen serve`: services, the middleware pipeline and the endpoint map.</summary>
 public static class LimenServer
 {
+    /// <summary>
+    /// Npgsql's Application Name on every connection of `limen serve`: `limen restore` looks for it
+    /// in pg_stat_activity and refuses to restore under a running server.
+    /// </summary>
+    public const string DatabaseApplicationName = "limen-serve";
+
     /// <param name="overrides">Configuration that wins over every other source (command-line options, tests).</param>
     /// <param name="configureServices">Last word on DI (tests swap the clock).</param>
     public static WebApplication Build(IDictionary<string, string?> overrides, Action<IServiceCollection>? configureServices = null)
@@ -47,12 +57,14 @@ public static class LimenServer
             json.UseUtcTimestamp = true;
         });
 
-        builder.Services.AddLimenCore(builder.Configuration);
+        builder.Services.AddLimenCore(builder.Configuration, DatabaseApplicationName);
         builder.Services.AddLimenWeb(options);
         builder.Services.AddHostMetrics(builder.Configuration, options.FullStateDir, sp => sp.GetRequiredService<LimenMetrics>().Host);
         builder.Services.AddAgentProxy(builder.Configuration);
         builder.Services.AddAlerts(builder.Configuration);
         builder.Services.AddVms(builder.Configuration);
+        builder.Services.AddBackupMetrics();
+        builder.Services.AddConsole(builder.Configuration);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -64,12 +76,13 @@ public static class LimenServer
     }
 
     /// <summary>What every command that touches the database needs: options, clock, the DbContext.</summary>
-    public static IServiceCollection AddLimenCore(this IServiceCollection services, IConfiguration configuration)
+    /// <param name="applicationName">Shown in pg_stat_activity for this process's connections.</param>
+    public static IServiceCollection AddLimenCore(this IServiceCollection services, IConfiguration configuration, string applicationName = "limen")
     {
         services.Configure<LimenOptions>(configuration.GetSection(LimenOptions.Section));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
         services.AddSingleton(TimeProvider.System);
-        var connectionString = WithDefaults(DatabaseConnection.Resolve(configuration));
+        var connectionString = WithDefaults(DatabaseConnection.Resolve(configuration), applicationName);
         services.AddDbContextFactory<LimenDbContext>(db => db.UseNpgsql(connectionString).UseSnakeCaseNamingConvention());
         return services;
     }
@@ -143,6 +156,7 @@ public static class LimenServer
             context.Response.Headers["X-Request-Id"] = context.TraceIdentifier;
             return next(context);
         });
+        app.UseWebSockets();
         app.UseRouting();
         app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseAuthentication();
@@ -163,14 +177,18 @@ public static class LimenServer
         api.MapAlerts();
         api.MapImages();
         api.MapVms();
+        api.MapQuotas();
+        api.MapSnapshots();
+        api.MapConsole();
         app.MapOpenApi("/api/openapi/{documentName}.json").AllowAnonymous();
         app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
     }
 
     /// <summary>Fail fast when PostgreSQL is gone, so health and requests answer 503 within seconds.</summary>
-    private static string WithDefaults(string connectionString)
+    private static string WithDefaults(string connectionString, string applicationName)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // Always ours, even over a configured one: restore's "is serve running?" check relies on it.
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = applicationName };
         if (!connectionString.Contains("Timeout", StringComparison.OrdinalIgnoreCase))
         {
             builder.Timeout = 5;

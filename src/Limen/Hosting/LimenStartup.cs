@@ -1,16 +1,18 @@
 using Limen.Data;
+using Limen.Features.RemoteConsole;
 using Limen.Features.Hosts;
 using Limen.Features.Users;
 
 namespace Limen.Hosting;
 
-/// <summary>What `limen serve` does before it listens: schema, first admin, local host row.</summary>
+/// <summary>What `limen serve` does before it listens: schema, first admin, console sessions a crash left open, local host row.</summary>
 public static class LimenStartup
 {
     public static async Task PrepareAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
         await DatabaseStartup.MigrateAsync(services, cancellationToken);
         await AdminBootstrap.EnsureAdminAsync(services, cancellationToken);
+        await ConsoleSessions.CloseLeftoversAsync(services, cancellationToken);
         await using var scope = services.CreateAsyncScope();
         await services.GetRequiredService<LocalHost>().EnsureAsync(scope.ServiceProvider.GetRequiredService<LimenDbContext>(), cancellationToken);
     }

@@ -27,6 +27,7 @@ public static class Problems
     public const string HypervisorUnavailable = Prefix + "hypervisor-unavailable";
     public const string VmOperationFailed = Prefix + "vm-operation-failed";
     public const string InvalidState = Prefix + "invalid-state";
+    public const string QuotaExceeded = Prefix + "quota-exceeded";
 
     public static string ForStatus(int status) => status switch
     {

@@ -176,6 +176,173 @@ namespace Limen.Data.Migrations
                     b.ToTable("audit_logs", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.BackupRun", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ArchivePath")
+                        .HasColumnType("text")
+                        .HasColumnName("archive_path");
+
+                    b.Property<long?>("ArchiveSizeBytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("archive_size_bytes");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("text")
+                        .HasColumnName("error");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("Hostname")
+                        .IsRequired()
+                        .HasMaxLength(255)
+                        .HasColumnType("character varying(255)")
+                        .HasColumnName("hostname");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("kind");
+
+                    b.Property<string>("ReportPath")
+                        .HasColumnType("text")
+                        .HasColumnName("report_path");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.HasKey("Id")
+                        .HasName("pk_backup_runs");
+
+                    b.HasIndex("Kind", "Status", "FinishedAt")
+                        .HasDatabaseName("ix_backup_runs_kind_status_finished_at");
+
+                    b.ToTable("backup_runs", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.ConsoleSession", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ClientIp")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("client_ip");
+
+                    b.Property<string>("EndReason")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("end_reason");
+
+                    b.Property<DateTimeOffset?>("EndedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("ended_at");
+
+                    b.Property<DateTimeOffset>("LastActivityAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("last_activity_at");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("UserAgent")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)")
+                        .HasColumnName("user_agent");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
+                    b.Property<Guid>("VmId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("vm_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_console_sessions");
+
+                    b.HasIndex("StartedAt")
+                        .HasDatabaseName("ix_console_sessions_started_at");
+
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("ix_console_sessions_user_id")
+                        .HasFilter("ended_at IS NULL");
+
+                    b.HasIndex("VmId")
+                        .HasDatabaseName("ix_console_sessions_vm_id");
+
+                    b.ToTable("console_sessions", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.ConsoleTicket", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTimeOffset>("ExpiresAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("expires_at");
+
+                    b.Property<byte[]>("TokenHash")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("token_hash");
+
+                    b.Property<DateTimeOffset?>("UsedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("used_at");
+
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
+                    b.Property<Guid>("VmId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("vm_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_console_tickets");
+
+                    b.HasIndex("ExpiresAt")
+                        .HasDatabaseName("ix_console_tickets_expires_at");
+
+                    b.HasIndex("TokenHash")
+                        .IsUnique()
+                        .HasDatabaseName("ix_console_tickets_token_hash");
+
+                    b.HasIndex("UserId")
+                        .HasDatabaseName("ix_console_tickets_user_id");
+
+                    b.HasIndex("VmId")
+                        .HasDatabaseName("ix_console_tickets_vm_id");
+
+                    b.ToTable("console_tickets", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.Image", b =>
                 {
                     b.Property<Guid>("Id")
@@ -286,6 +453,42 @@ namespace Limen.Data.Migrations
                     b.ToTable("refresh_tokens", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.SystemQuota", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("integer")
+                        .HasColumnName("id");
+
+                    b.Property<int?>("MaxDiskGb")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_disk_gb");
+
+                    b.Property<int?>("MaxMemoryMb")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_memory_mb");
+
+                    b.Property<int?>("MaxSnapshots")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_snapshots");
+
+                    b.Property<int?>("MaxVcpus")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_vcpus");
+
+                    b.Property<int?>("MaxVms")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_vms");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_system_quota");
+
+                    b.ToTable("system_quota", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.User", b =>
                 {
                     b.Property<Guid>("Id")
@@ -330,6 +533,42 @@ namespace Limen.Data.Migrations
                         .HasDatabaseName("ix_users_username");
 
                     b.ToTable("users", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.UserQuota", b =>
+                {
+                    b.Property<Guid>("UserId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("user_id");
+
+                    b.Property<int?>("MaxDiskGb")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_disk_gb");
+
+                    b.Property<int?>("MaxMemoryMb")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_memory_mb");
+
+                    b.Property<int?>("MaxSnapshots")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_snapshots");
+
+                    b.Property<int?>("MaxVcpus")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_vcpus");
+
+                    b.Property<int?>("MaxVms")
+                        .HasColumnType("integer")
+                        .HasColumnName("max_vms");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("UserId")
+                        .HasName("pk_user_quotas");
+
+                    b.ToTable("user_quotas", (string)null);
                 });
 
             modelBuilder.Entity("Limen.Data.Vm", b =>
@@ -464,6 +703,67 @@ namespace Limen.Data.Migrations
                     b.ToTable("hosts", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.VmSnapshot", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("Description")
+                        .HasColumnType("text")
+                        .HasColumnName("description");
+
+                    b.Property<bool>("IncludeMemory")
+                        .HasColumnType("boolean")
+                        .HasColumnName("include_memory");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<Guid>("VmId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("vm_id");
+
+                    b.Property<string>("VmState")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("vm_state");
+
+                    b.HasKey("Id")
+                        .HasName("pk_vm_snapshots");
+
+                    b.HasIndex("VmId", "Name")
+                        .IsUnique()
+                        .HasDatabaseName("ix_vm_snapshots_vm_id_name");
+
+                    b.ToTable("vm_snapshots", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.ConsoleTicket", b =>
+                {
+                    b.HasOne("Limen.Data.User", null)
+                        .WithMany()
+                        .HasForeignKey("UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_console_tickets_users_user_id");
+
+                    b.HasOne("Limen.Data.Vm", null)
+                        .WithMany()
+                        .HasForeignKey("VmId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_console_tickets_vms_vm_id");
+                });
+
             modelBuilder.Entity("Limen.Data.RefreshToken", b =>
                 {
                     b.HasOne("Limen.Data.User", null)
@@ -472,6 +772,16 @@ namespace Limen.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_refresh_tokens_users_user_id");
+                });
+
+            modelBuilder.Entity("Limen.Data.UserQuota", b =>
+                {
+                    b.HasOne("Limen.Data.User", null)
+                        .WithOne()
+                        .HasForeignKey("Limen.Data.UserQuota", "UserId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_user_quotas_users_user_id");
                 });
 
             modelBuilder.Entity("Limen.Data.Vm", b =>
@@ -501,6 +811,16 @@ namespace Limen.Data.Migrations
                         .OnDelete(DeleteBehavior.Restrict)
                         .IsRequired()
                         .HasConstraintName("fk_vms_users_owner_id");
+                });
+
+            modelBuilder.Entity("Limen.Data.VmSnapshot", b =>
+                {
+                    b.HasOne("Limen.Data.Vm", null)
+                        .WithMany()
+                        .HasForeignKey("VmId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_vm_snapshots_vms_vm_id");
                 });
 #pragma warning restore 612, 618
         }

@@ -15,6 +15,7 @@ public sealed class Hypervisor : IDisposable
 {
     private readonly Lock gate = new();
     private readonly ILogger<Hypervisor> logger;
+    private readonly bool readOnly;
     private LibvirtConnection? connection;
     private bool lastKnownUp;
 
@@ -22,6 +23,7 @@ public sealed class Hypervisor : IDisposable
     {
         this.logger = logger;
         Uri = options.Value.Uri;
+        readOnly = options.Value.ReadOnly;
         DomainType = ResolveDomainType(options.Value.VirtualizationType, Uri);
     }
 
@@ -80,7 +82,7 @@ public sealed class Hypervisor : IDisposable
             connection = null;
             try
             {
-                var opened = LibvirtConnection.Open(Uri);
+                var opened = readOnly ? LibvirtConnection.OpenReadOnly(Uri) : LibvirtConnection.Open(Uri);
                 // Keepalive lets a silently dead daemon show up as !IsAlive within ~15 s.
                 opened.SetKeepAlive(5, 3);
                 connection = opened;
@@ -96,7 +98,7 @@ public sealed class Hypervisor : IDisposable
                 throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
             }
 
-            logger.LogInformation("Connected to libvirt at {Uri} (domain type {DomainType})", Uri, DomainType);
+            logger.LogInformation("Connected to libvirt at {Uri} (domain type {DomainType}{Mode})", Uri, DomainType, readOnly ? ", read-only" : "");
             lastKnownUp = true;
             fresh = connection;
         }

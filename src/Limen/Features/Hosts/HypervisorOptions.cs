@@ -25,4 +25,10 @@ public sealed class HypervisorOptions
     public int ShutdownTimeoutSeconds { get; set; } = 60;
 
     public int ReconcileIntervalSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// Open libvirt read-only, so that libvirt itself refuses every change. The restore drill runs its
+    /// second instance this way: it sees the real domains (VM states, consoles) and cannot alter them.
+    /// </summary>
+    public bool ReadOnly { get; set; }
 }

@@ -25,6 +25,27 @@ public sealed class LimenMetrics
             "1 when the last database probe succeeded, else 0.");
         BuildInfo = factory.CreateGauge("limen_build_info", "Always 1; the version label says which Limen runs.", ["version"]);
         BuildInfo.WithLabels(VersionInfo.Version).Set(1);
+
+        Host = new HostMetrics(factory);
+        // Declared here so the contract's names exist from the start; the quota and console features move them.
+        QuotaDenials = factory.CreateCounter("vm_quota_denied_total",
+            "VM requests refused by quota, by resource (vms, vcpus, memory, disk) and user id.", ["resource", "user_id"]);
+        ConsoleActiveSessions = factory.CreateGauge("console_active_sessions", "Console (VNC) sessions open right now.");
+        // Absent until the VM feature probes libvirt: an exported 0 would page LibvirtDown for a probe never made.
+        LibvirtUp = factory.CreateGauge("limen_libvirt_up", "1 when the last libvirt probe succeeded, else 0.",
+            new GaugeConfiguration { SuppressInitialValue = true });
+        // 0 is the truth until a backup or drill succeeds ("never"), and BackupTooOld/RestoreDrillStale read it so.
+        BackupLastSuccess = factory.CreateGauge("limen_backup_last_success_timestamp_seconds",
+            "Unix time of the last successful backup; 0 = never.");
+        RestoreDrillLastSuccess = factory.CreateGauge("limen_restore_drill_last_success_timestamp_seconds",
+            "Unix time of the last successful restore drill; 0 = never.");
+        VmsByState = factory.CreateGauge("limen_vms", "VMs on this server's host, by state.", ["state"]);
+        UnknownDomains = factory.CreateGauge("limen_unknown_domains",
+            "Domains carrying Limen's name prefix that no VM row knows (reported, never touched).");
+        ReconcileDuration = factory.CreateHistogram("limen_reconcile_duration_seconds",
+            "Time of one reconciliation pass between libvirt and the database.");
+        SnapshotOperations = factory.CreateCounter("limen_snapshot_operations_total",
+            "Snapshot operations by operation (create, revert, delete) and result.", ["operation", "result"]);
     }
 
     public CollectorRegistry Registry { get; }
@@ -33,6 +54,16 @@ public sealed class LimenMetrics
     public Counter AuthFailures { get; }
     public Gauge DatabaseUp { get; }
     public Gauge BuildInfo { get; }
+    public HostMetrics Host { get; }
+    public Counter QuotaDenials { get; }
+    public Gauge ConsoleActiveSessions { get; }
+    public Gauge LibvirtUp { get; }
+    public Gauge BackupLastSuccess { get; }
+    public Gauge RestoreDrillLastSuccess { get; }
+    public Gauge VmsByState { get; }
+    public Gauge UnknownDomains { get; }
+    public Histogram ReconcileDuration { get; }
+    public Counter SnapshotOperations { get; }
 }
 
 public static class AuthFailureReasons
@@ -43,4 +74,5 @@ public static class AuthFailureReasons
     public const string InvalidToken = "invalid_token";
     public const string InvalidRefreshToken = "invalid_refresh_token";
     public const string RefreshTokenReuse = "refresh_token_reuse";
+    public const string InvalidWebhookToken = "invalid_webhook_token";
 }

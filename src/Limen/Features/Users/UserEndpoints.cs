@@ -1,6 +1,7 @@
 using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Auth;
+using Limen.Features.RemoteConsole;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
@@ -89,7 +90,7 @@ public static class UserEndpoints
 
     private static async Task<Results<Ok<UserResponse>, ProblemHttpResult>> Update(
         Guid id, UpdateUserRequest request, HttpContext http, LimenDbContext db, RefreshTokens refreshTokens,
-        AuditTrail audit, TimeProvider clock, CancellationToken cancellationToken)
+        ConsoleSessions consoles, AuditTrail audit, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (request.Role is { } role && !Roles.IsValid(role))
         {
@@ -117,6 +118,7 @@ public static class UserEndpoints
         if (user.Disabled)
         {
             await refreshTokens.RevokeAllForUserAsync(user.Id, cancellationToken);
+            consoles.EndForUser(user.Id, ConsoleEndReasons.UserDisabled);
         }
 
         await audit.RecordAsync(new AuditEvent("user.update", AuditResults.Success, "user", id.ToString(),
@@ -148,7 +150,7 @@ public static class UserEndpoints
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> Delete(
-        Guid id, HttpContext http, LimenDbContext db, AuditTrail audit, CancellationToken cancellationToken)
+        Guid id, HttpContext http, LimenDbContext db, ConsoleSessions consoles, AuditTrail audit, CancellationToken cancellationToken)
     {
         if (id == http.User.GetUserId())
         {
@@ -168,6 +170,7 @@ public static class UserEndpoints
             return Problems.NotFoundProblem("The user");
         }
 
+        consoles.EndForUser(id, ConsoleEndReasons.UserDisabled);
         await audit.RecordAsync(new AuditEvent("user.delete", AuditResults.Success, "user", id.ToString()), cancellationToken);
         return TypedResults.NoContent();
     }

@@ -19,6 +19,7 @@ public sealed class VmReconciler(
     Hypervisor hypervisor,
     LocalHost localHost,
     VmLocks locks,
+    VmLifecycle lifecycle,
     LimenMetrics metrics,
     IOptions<HypervisorOptions> options,
     ILogger<VmReconciler> logger) : BackgroundService
@@ -75,11 +76,17 @@ public sealed class VmReconciler(
                 vm.UpdatedAt = DateTimeOffset.UtcNow;
                 if (vm.State == VmStates.Missing)
                 {
+                    lifecycle.NotifyDeleted(vm.Id);
                     logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
                     await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
                 }
                 else
                 {
+                    if (vm.State is VmStates.Stopped or VmStates.Error)
+                    {
+                        lifecycle.NotifyStopped(vm.Id);
+                    }
+
                     logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
                 }
             }

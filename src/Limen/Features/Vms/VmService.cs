@@ -3,6 +3,7 @@ using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Hosts;
 using Limen.Features.Images;
+using Limen.Features.Quotas;
 using Limen.Libvirt;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -20,6 +21,8 @@ public sealed class VmService(
     Hypervisor hypervisor,
     LocalHost localHost,
     VmLocks locks,
+    VmLifecycle lifecycle,
+    QuotaService quotas,
     ImageStore images,
     AuditTrail audit,
     IOptions<HypervisorOptions> options,
@@ -77,16 +80,32 @@ public sealed class VmService(
             CreatedAt = now,
             UpdatedAt = now,
         };
-        db.Vms.Add(vm);
-        try
+        // The quota check and the row that reserves the resources commit together.
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
-        {
-            db.Entry(vm).State = EntityState.Detached;
-            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "name_taken", new { name = request.Name }), cancellationToken);
-            return Problems.ConflictProblem($"You already have a VM named '{request.Name}'.");
+            if (await quotas.CheckAsync(vm.OwnerId, new QuotaRequest(1, vm.Vcpus, vm.MemoryMb, vm.DiskGb), cancellationToken) is { } denied)
+            {
+                return denied;
+            }
+
+            if (request.Start && await quotas.CheckStartAsync(vm.OwnerId, vm.Vcpus, vm.MemoryMb, cancellationToken) is { } full)
+            {
+                return full;
+            }
+
+            db.Vms.Add(vm);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+            catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+            {
+                db.Entry(vm).State = EntityState.Detached;
+                await transaction.RollbackAsync(CancellationToken.None);
+                await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "name_taken", new { name = request.Name }), cancellationToken);
+                return Problems.ConflictProblem($"You already have a VM named '{request.Name}'.");
+            }
         }
 
         using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
@@ -162,6 +181,13 @@ public sealed class VmService(
                     $"Cannot {action.ToString().ToLowerInvariant()} a VM that is {vm.State}.", new Dictionary<string, object?> { ["state"] = vm.State });
         }
 
+        // A start takes running capacity: the check holds the system quota row until the new state is saved.
+        await using var capacity = action == VmAction.Start ? await db.Database.BeginTransactionAsync(cancellationToken) : null;
+        if (capacity is not null && await quotas.CheckStartAsync(vm.OwnerId, vm.Vcpus, vm.MemoryMb, cancellationToken) is { } full)
+        {
+            return full;
+        }
+
         try
         {
             vm.State = await Task.Run(() => Perform(vm.Id, action), CancellationToken.None);
@@ -184,6 +210,16 @@ public sealed class VmService(
 
         vm.UpdatedAt = clock.GetUtcNow();
         await db.SaveChangesAsync(CancellationToken.None);
+        if (capacity is not null)
+        {
+            await capacity.CommitAsync(CancellationToken.None);
+        }
+
+        if (vm.State == VmStates.Stopped)
+        {
+            lifecycle.NotifyStopped(vm.Id);
+        }
+
         await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Success, "vm", id.ToString(), Details: new { state = vm.State }), cancellationToken);
         return TypedResults.Ok(VmResponse.From(vm));
     }
@@ -214,11 +250,25 @@ public sealed class VmService(
                 new Dictionary<string, object?> { ["state"] = vm.State });
         }
 
+        // Growth is checked against the quotas and reserved by the update in the same transaction.
+        await using var transaction = resizes ? await db.Database.BeginTransactionAsync(cancellationToken) : null;
+        var growth = new QuotaRequest(Vcpus: (request.Vcpus ?? vm.Vcpus) - vm.Vcpus, MemoryMb: (request.MemoryMb ?? vm.MemoryMb) - vm.MemoryMb);
+        if (transaction is not null && await quotas.CheckAsync(vm.OwnerId, growth, cancellationToken) is { } denied)
+        {
+            return denied;
+        }
+
         var before = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb };
         vm.Name = request.Name ?? vm.Name;
         vm.Vcpus = request.Vcpus ?? vm.Vcpus;
         vm.MemoryMb = request.MemoryMb ?? vm.MemoryMb;
-        return await RedefineAsync(vm, "vm.update", new { before, after = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb } }, cancellationToken);
+        var result = await RedefineAsync(vm, "vm.update", new { before, after = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb } }, cancellationToken);
+        if (transaction is not null)
+        {
+            await transaction.CommitAsync(CancellationToken.None);
+        }
+
+        return result;
     }
 
     /// <summary>Attaches an ISO (or detaches with null) and/or sets the boot order; the VM must be stopped.</summary>
@@ -263,6 +313,8 @@ public sealed class VmService(
             return Problems.NotFoundProblem("The VM");
         }
 
+        // Before the domain goes: a console watching it must end as vm_deleted, not as a lost VNC connection.
+        lifecycle.NotifyDeleted(vm.Id);
         await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
         DeleteFiles(vm.Id);
         db.Vms.Remove(vm);

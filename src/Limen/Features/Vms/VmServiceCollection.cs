@@ -14,8 +14,12 @@ public static class VmServiceCollection
         services.AddSingleton<LocalHost>();
         services.AddSingleton<ImageStore>();
         services.AddSingleton<VmLocks>();
+        services.AddSingleton<VmLifecycle>();
         services.AddSingleton<VmStatsSampler>();
         services.AddScoped<VmService>();
+        services.Configure<Quotas.QuotaOptions>(configuration.GetSection(Quotas.QuotaOptions.Section));
+        services.AddScoped<Quotas.QuotaService>();
+        services.AddScoped<Snapshots.SnapshotService>();
         services.AddSingleton<VmReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<VmReconciler>());
         return services;

@@ -1,0 +1,16 @@
+namespace Limen.Data;
+
+/// <summary>One browser console connection, from the WebSocket's acceptance to its end.</summary>
+public sealed class ConsoleSession
+{
+    public Guid Id { get; set; }
+    /// <summary>No foreign keys on user and VM: the history outlives both, like the audit trail.</summary>
+    public Guid UserId { get; set; }
+    public Guid VmId { get; set; }
+    public DateTimeOffset StartedAt { get; set; }
+    public DateTimeOffset LastActivityAt { get; set; }
+    public DateTimeOffset? EndedAt { get; set; }
+    public string? EndReason { get; set; }
+    public string? ClientIp { get; set; }
+    public string? UserAgent { get; set; }
+}

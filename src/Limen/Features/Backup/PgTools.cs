@@ -1,0 +1,180 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Npgsql;
+
+namespace Limen.Features.Backup;
+
+/// <summary>
+/// pg_dump, pg_restore and psql of one PostgreSQL client version, at least as new as the server
+/// (pg_dump refuses older servers' dumps the other way round). Connection details reach them through
+/// PG* environment variables, so the password never appears on a command line (ps) or in a log.
+/// </summary>
+public sealed partial class PgTools
+{
+    private const string VersionedRoot = "/usr/lib/postgresql";
+
+    private PgTools(string binDir, string dumpVersion)
+    {
+        BinDir = binDir;
+        DumpVersion = dumpVersion;
+    }
+
+    public string BinDir { get; }
+
+    /// <summary>pg_dump --version, recorded in the manifest.</summary>
+    public string DumpVersion { get; }
+
+    public string PgDump => Path.Combine(BinDir, "pg_dump");
+    public string PgRestore => Path.Combine(BinDir, "pg_restore");
+    public string Psql => Path.Combine(BinDir, "psql");
+
+    /// <summary>The configured folder, else Debian's /usr/lib/postgresql/N/bin for the server's major (or the next newer), else PATH.</summary>
+    public static async Task<PgTools> ResolveAsync(string? configured, int serverMajor, CancellationToken cancellationToken)
+    {
+        var candidates = configured is not null ? [configured] : Candidates(serverMajor);
+        var seen = new List<string>();
+        foreach (var dir in candidates)
+        {
+            if (!File.Exists(Path.Combine(dir, "pg_dump")) || !File.Exists(Path.Combine(dir, "pg_restore")) || !File.Exists(Path.Combine(dir, "psql")))
+            {
+                continue;
+            }
+
+            var (exitCode, output) = await RunAsync(Path.Combine(dir, "pg_dump"), ["--version"], null, cancellationToken);
+            var match = VersionPattern().Match(output);
+            if (exitCode == 0 && match.Success && int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) >= serverMajor)
+            {
+                return new PgTools(dir, output.Trim());
+            }
+
+            seen.Add($"{dir} ({output.Trim()})");
+        }
+
+        throw new BackupFailedException(
+            $"No pg_dump/pg_restore/psql for PostgreSQL {serverMajor} or newer found" +
+            (configured is not null ? $" in Limen:Backup:PgBinDir ({configured})" : $" in {VersionedRoot}/*/bin or on PATH") +
+            (seen.Count > 0 ? $"; too old: {string.Join(", ", seen)}" : "") +
+            $". Install postgresql-client-{serverMajor} or set Limen:Backup:PgBinDir.");
+    }
+
+    private static IEnumerable<string> Candidates(int serverMajor)
+    {
+        var versioned = Directory.Exists(VersionedRoot)
+            ? Directory.GetDirectories(VersionedRoot)
+                .Select(d => (Dir: d, Major: int.TryParse(Path.GetFileName(d), CultureInfo.InvariantCulture, out var m) ? m : -1))
+                .Where(d => d.Major >= serverMajor)
+                // The server's own major first: the closest match restores most faithfully.
+                .OrderBy(d => d.Major)
+                .Select(d => Path.Combine(d.Dir, "bin"))
+            : [];
+        var path = (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);
+        return versioned.Concat(path);
+    }
+
+    /// <summary>libpq's environment for <paramref name="connectionString"/>; the tools inherit nothing else that names a server.</summary>
+    public static Dictionary<string, string> Environment(string connectionString, string applicationName)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var env = new Dictionary<string, string>
+        {
+            ["PGHOST"] = builder.Host ?? "localhost",
+            ["PGPORT"] = builder.Port.ToString(CultureInfo.InvariantCulture),
+            ["PGDATABASE"] = builder.Database ?? "",
+            ["PGAPPNAME"] = applicationName,
+            ["PGCONNECT_TIMEOUT"] = Math.Max(builder.Timeout, 2).ToString(CultureInfo.InvariantCulture),
+        };
+        if (!string.IsNullOrEmpty(builder.Username))
+        {
+            env["PGUSER"] = builder.Username;
+        }
+
+        if (!string.IsNullOrEmpty(builder.Password))
+        {
+            env["PGPASSWORD"] = builder.Password;
+        }
+
+        env["PGSSLMODE"] = builder.SslMode switch
+        {
+            SslMode.Disable => "disable",
+            SslMode.Allow => "allow",
+            SslMode.Require => "require",
+            SslMode.VerifyCA => "verify-ca",
+            SslMode.VerifyFull => "verify-full",
+            _ => "prefer",
+        };
+        return env;
+    }
+
+    /// <summary>Starts a tool with libpq's environment; stdin/stdout redirected as asked, stderr always kept.</summary>
+    public static Process Start(string file, IEnumerable<string> args, IDictionary<string, string>? environment, bool redirectInput = false, bool redirectOutput = true)
+    {
+        var start = new ProcessStartInfo(file)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = redirectInput,
+            RedirectStandardOutput = redirectOutput,
+            RedirectStandardError = true,
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        // A stray PGSERVICE/PGDATABASE of the caller's shell must not point the tool elsewhere.
+        foreach (var name in new[] { "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGOPTIONS" })
+        {
+            start.Environment.Remove(name);
+        }
+
+        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[key] = value;
+        }
+
+        try
+        {
+            return Process.Start(start) ?? throw new BackupFailedException($"Could not start {file}.");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new BackupFailedException($"Could not start {file}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Runs a tool to the end; its stdout and stderr together, trimmed to the last lines that matter.</summary>
+    public static async Task<(int ExitCode, string Output)> RunAsync(
+        string file, IEnumerable<string> args, IDictionary<string, string>? environment, CancellationToken cancellationToken)
+    {
+        using var process = Start(file, args, environment);
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        await WaitAsync(process, cancellationToken);
+        return (process.ExitCode, Tail((await stdout) + (await stderr)));
+    }
+
+    /// <summary>Waits for exit; on cancellation the tool is killed, not left running against the database.</summary>
+    public static async Task WaitAsync(Process process, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+            throw;
+        }
+    }
+
+    /// <summary>The last lines of a tool's output: where pg_dump and psql say what went wrong.</summary>
+    public static string Tail(string output, int lines = 8)
+    {
+        var all = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return string.Join(" | ", all.TakeLast(lines));
+    }
+
+    [GeneratedRegex(@"\b(\d+)(?:\.\d+)+")]
+    private static partial Regex VersionPattern();
+}

@@ -1,0 +1,361 @@
+using System.Diagnostics;
+using Limen.Data;
+using Limen.Libvirt;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace Limen.Features.Backup;
+
+/// <param name="TargetConnectionString">The database to restore into.</param>
+/// <param name="Confirmed">Replace a non-empty target (--yes, or the operator typed its name).</param>
+/// <param name="Force">Restore even while `limen serve` is connected to the target.</param>
+/// <param name="RedefineDomainsUri">Define the archived libvirt domains that are missing on this libvirt URI; null leaves libvirt alone.</param>
+/// <param name="ConfigOutputDir">Write the archived (redacted) configuration here for review; null skips it.</param>
+public sealed record RestoreRequest(
+    string TargetConnectionString, bool Confirmed, bool Force, string? PgBinDir, string? RedefineDomainsUri = null, string? ConfigOutputDir = null);
+
+public sealed record RowCountCheck(string Table, long Expected, long Restored)
+{
+    public bool Matches => Expected == Restored;
+}
+
+public sealed record RestoreResult(
+    IReadOnlyList<RowCountCheck> RowCounts, IReadOnlyList<string> AppliedMigrations, TimeSpan Duration, IReadOnlyList<Guid> RedefinedDomains, string? ConfigPath);
+
+/// <summary>What is in the target database now: decides whether restore may go ahead.</summary>
+public sealed record TargetState(string Database, IReadOnlyList<string> Relations, int ServeConnections)
+{
+    public bool IsEmpty => Relations.Count == 0;
+}
+
+/// <summary>
+/// `limen restore`: verify the archive completely, then replace the target's public schema with
+/// the dump in one transaction (psql fed by pg_restore; nothing is committed unless all of it
+/// applied), compare row counts with the manifest, and migrate the schema forward.
+/// </summary>
+public static class RestoreRunner
+{
+    public const string ApplicationName = "limen-restore";
+
+    /// <summary>StepProgress 1, before anything is touched: the archive is intact, ours, and from a schema this Limen knows.</summary>
+    public static Task<ExtractedArchive> VerifyAsync(string archivePath, Steps steps, CancellationToken cancellationToken) =>
+        steps.RunAsync("Verify the archive (format, every checksum)", async step =>
+        {
+            var archive = await BackupArchive.OpenAsync(archivePath, step.Report, cancellationToken);
+            try
+            {
+                var migration = archive.Manifest.SchemaMigration;
+                if (migration is not null && !KnownMigrations().Contains(migration))
+                {
+                    throw new ArchiveRejectedException(
+                        $"The archive's schema ({migration}) is newer than this Limen ({VersionInfo.Version}) knows; restore it with the Limen that wrote it ({archive.Manifest.LimenVersion}, same build or newer).");
+                }
+
+                step.Detail = $"{archive.Manifest.Files.Count} files verified, created {archive.Manifest.CreatedAt:u} by Limen {archive.Manifest.LimenVersion}, schema {migration ?? "none"}";
+                return archive;
+            }
+            catch
+            {
+                archive.Dispose();
+                throw;
+            }
+        });
+
+    public static async Task<TargetState> InspectAsync(string connectionString, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(WithApplicationName(connectionString));
+        try
+        {
+            await connection.OpenAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            throw new BackupFailedException($"Cannot connect to the target database {DatabaseConnection.Describe(connectionString)}: {e.GetBaseException().Message}", e);
+        }
+
+        var relations = new List<string>();
+        await using (var list = new NpgsqlCommand("""
+            SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+              AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+            ORDER BY 1
+            """, connection))
+        await using (var reader = await list.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                relations.Add(reader.GetString(0));
+            }
+        }
+
+        // `limen serve` names its connections (LimenServer.DatabaseApplicationName); other roles'
+        // application names are visible only with pg_read_all_stats, so restore as serve's role.
+        await using var serve = new NpgsqlCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = @name AND pid <> pg_backend_pid()", connection);
+        serve.Parameters.AddWithValue("name", Hosting.LimenServer.DatabaseApplicationName);
+        var serveConnections = Convert.ToInt32(await serve.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
+        return new TargetState(connection.Database, relations, serveConnections);
+    }
+
+    /// <summary>Why restore must not go ahead on <paramref name="target"/>, or null.</summary>
+    public static string? Refusal(TargetState target, bool confirmed, bool force) =>
+        target.ServeConnections > 0 && !force
+            ? $"`limen serve` is connected to {target.Database} ({target.ServeConnections} connection(s)). Stop it first — restoring under a running server " +
+              "would mix old and new data in its caches and sessions — or pass --force."
+            : !target.IsEmpty && !confirmed
+                ? $"Database {target.Database} is not empty ({target.Relations.Count} relations, e.g. {string.Join(", ", target.Relations.Take(3))}); " +
+                  "restoring replaces all of its data. Re-run with --yes to replace it (on a terminal, restore asks you to type the database name)."
+                : null;
+
+    public static async Task<RestoreResult> RestoreAsync(ExtractedArchive archive, RestoreRequest request, Steps steps, TimeProvider clock, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var startedAt = clock.GetUtcNow();
+        var connectionString = WithApplicationName(request.TargetConnectionString);
+        var tools = await steps.RunAsync("Check the target database", async step =>
+        {
+            var state = await InspectAsync(connectionString, cancellationToken);
+            if (Refusal(state, request.Confirmed, request.Force) is { } refusal)
+            {
+                throw new RestoreRefusedException(refusal);
+            }
+
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using var version = new NpgsqlCommand("SHOW server_version_num", connection);
+            var major = int.Parse((string)(await version.ExecuteScalarAsync(cancellationToken))!, System.Globalization.CultureInfo.InvariantCulture) / 10000;
+            var found = await PgTools.ResolveAsync(request.PgBinDir, major, cancellationToken);
+            step.Detail = $"{DatabaseConnection.Describe(connectionString)}: " + (state.IsEmpty ? "empty" : $"replacing {state.Relations.Count} relations")
+                + (state.ServeConnections > 0 ? $", {state.ServeConnections} limen serve connection(s) (--force)" : "");
+            return found;
+        });
+
+        await steps.RunAsync("Restore the dump in one transaction (pg_restore | psql)", step =>
+            LoadAsync(tools, archive.PathOf(BackupManifest.DumpFile), connectionString, step, cancellationToken));
+
+        var counts = await steps.RunAsync("Compare row counts with the manifest", async step =>
+        {
+            var checks = await CountRowsAsync(connectionString, archive.Manifest.RowCounts, cancellationToken);
+            var wrong = checks.Where(c => !c.Matches).ToList();
+            if (wrong.Count > 0)
+            {
+                throw new BackupFailedException("Row counts differ from the manifest: " +
+                    string.Join(", ", wrong.Select(c => $"{c.Table} {c.Restored} (manifest {c.Expected})")));
+            }
+
+            step.Detail = $"{checks.Count} tables, {checks.Sum(c => c.Restored)} rows, all match";
+            return checks;
+        });
+
+        var applied = await steps.RunAsync("Apply pending migrations", async step =>
+        {
+            await using var db = Context(connectionString);
+            var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+            await db.Database.MigrateAsync(cancellationToken);
+            step.Detail = pending.Count == 0 ? "schema already current" : "applied " + string.Join(", ", pending);
+            return pending;
+        });
+        var duration = Stopwatch.GetElapsedTime(started);
+
+        var recorded = await BackupRunLog.RecordAsync(connectionString, BackupRunKinds.Restore, true, startedAt, clock.GetUtcNow(), archive.ArchivePath, archive.ArchiveSize, cancellationToken);
+        if (archive.Manifest.BackupRunId is { } runId)
+        {
+            await BackupRunLog.MarkArchiveSucceededAsync(connectionString, runId, archive.Manifest.CreatedAt, archive.ArchivePath, archive.ArchiveSize, cancellationToken);
+        }
+
+        if (!recorded)
+        {
+            steps.Note("note: the restored schema has no backup_runs table; this restore is not recorded.");
+        }
+
+        // libvirt is left alone unless asked (--redefine-domains).
+        var redefined = request.RedefineDomainsUri is { } uri
+            ? await steps.RunAsync("Redefine missing libvirt domains", step => RedefineAsync(archive, connectionString, uri, step, cancellationToken))
+            : [];
+        string? configPath = null;
+        if (request.ConfigOutputDir is { } configDir && archive.Contains(BackupManifest.ConfigFile))
+        {
+            configPath = await steps.RunAsync("Write the archived configuration for review", step =>
+            {
+                var dir = BackupArchive.EnsurePrivateDirectory(configDir);
+                var file = Path.Combine(dir, $"restored-config-{archive.Manifest.CreatedAt.UtcDateTime:yyyyMMdd'T'HHmmss'Z'}.json");
+                File.Copy(archive.PathOf(BackupManifest.ConfigFile), file, overwrite: true);
+                File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                step.Detail = $"{file} (secrets redacted; merge by hand — the running configuration is not changed)";
+                return Task.FromResult<string?>(file);
+            });
+        }
+
+        return new RestoreResult(counts, applied, duration, redefined, configPath);
+    }
+
+    /// <summary>
+    /// pg_restore renders the dump as SQL; psql applies it inside BEGIN … COMMIT that we write
+    /// around it. COMMIT is sent only after pg_restore succeeded; otherwise psql is killed and the
+    /// server rolls the whole transaction back, so the target is never left half-restored.
+    /// </summary>
+    private static async Task LoadAsync(PgTools tools, string dumpPath, string connectionString, StepProgress step, CancellationToken cancellationToken)
+    {
+        using var psql = PgTools.Start(tools.Psql, ["--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1"],
+            PgTools.Environment(connectionString, ApplicationName), redirectInput: true);
+        using var restore = PgTools.Start(tools.PgRestore, ["--no-owner", "--no-acl", "--exit-on-error", "--file=-", dumpPath], null);
+        var psqlOutput = psql.StandardOutput.BaseStream.CopyToAsync(Stream.Null, cancellationToken);
+        var psqlErrors = psql.StandardError.ReadToEndAsync(cancellationToken);
+        var restoreErrors = restore.StandardError.ReadToEndAsync(cancellationToken);
+        var input = psql.StandardInput.BaseStream;
+        var committed = false;
+        try
+        {
+            await input.WriteAsync("""
+                SET client_min_messages = warning;
+                BEGIN;
+                DROP SCHEMA IF EXISTS public CASCADE;
+                CREATE SCHEMA public;
+
+                """u8.ToArray(), cancellationToken);
+            var total = Math.Max(1, new FileInfo(dumpPath).Length);
+            var buffer = new byte[1 << 20];
+            long copied = 0;
+            int read;
+            var source = restore.StandardOutput.BaseStream;
+            while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                await input.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+                copied += read;
+                // SQL text is about as long as an uncompressed custom dump: a fair estimate, capped below done.
+                step.Report(Math.Min(0.99, (double)copied / total));
+            }
+
+            await PgTools.WaitAsync(restore, cancellationToken);
+            if (restore.ExitCode != 0)
+            {
+                throw new BackupFailedException($"pg_restore failed (exit code {restore.ExitCode}): {PgTools.Tail(await restoreErrors)}; nothing was restored.");
+            }
+
+            await input.WriteAsync("COMMIT;\n"u8.ToArray(), cancellationToken);
+            input.Close();
+            committed = true;
+            await PgTools.WaitAsync(psql, cancellationToken);
+            await psqlOutput;
+            if (psql.ExitCode != 0)
+            {
+                throw new BackupFailedException($"psql failed (exit code {psql.ExitCode}): {PgTools.Tail(await psqlErrors)}; the transaction was rolled back, nothing was restored.");
+            }
+
+            step.Report(1);
+        }
+        catch (IOException e) when (!psql.HasExited || psql.ExitCode != 0)
+        {
+            // psql stopped reading: it hit an error (ON_ERROR_STOP) and rolled back.
+            await psql.WaitForExitAsync(CancellationToken.None);
+            throw new BackupFailedException($"psql stopped (exit code {psql.ExitCode}): {PgTools.Tail(await psqlErrors)}; nothing was restored.", e);
+        }
+        finally
+        {
+            if (!committed && !psql.HasExited)
+            {
+                // Dropping the connection mid-transaction makes PostgreSQL roll it back.
+                psql.Kill(entireProcessTree: true);
+            }
+
+            if (!restore.HasExited)
+            {
+                restore.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    public static async Task<List<RowCountCheck>> CountRowsAsync(string connectionString, IReadOnlyDictionary<string, long> expected, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(cancellationToken);
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        await using (var list = new NpgsqlCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", connection))
+        await using (var reader = await list.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                existing.Add(reader.GetString(0));
+            }
+        }
+
+        var checks = new List<RowCountCheck>();
+        foreach (var (table, count) in expected.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            long restored = -1;
+            if (existing.Contains(table))
+            {
+                await using var command = new NpgsqlCommand($"SELECT count(*) FROM public.{BackupCreator.Quote(table)}", connection);
+                restored = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            }
+
+            checks.Add(new RowCountCheck(table, count, restored));
+        }
+
+        return checks;
+    }
+
+    private static async Task<List<Guid>> RedefineAsync(ExtractedArchive archive, string connectionString, string uri, StepProgress step, CancellationToken cancellationToken)
+    {
+        var vmIds = new HashSet<Guid>();
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync(cancellationToken);
+            await using var command = new NpgsqlCommand("SELECT id FROM vms", connection);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                vmIds.Add(reader.GetGuid(0));
+            }
+        }
+
+        var archived = archive.Manifest.Files
+            .Where(f => f.Path.StartsWith(BackupManifest.DomainsDir + "/", StringComparison.Ordinal) && f.Path.EndsWith(".xml", StringComparison.Ordinal))
+            .Select(f => (Path: f.Path, Id: Guid.TryParse(System.IO.Path.GetFileNameWithoutExtension(f.Path), out var id) ? id : Guid.Empty))
+            .Where(d => vmIds.Contains(d.Id))
+            .ToList();
+        var redefined = new List<Guid>();
+        await Task.Run(() =>
+        {
+            LibvirtConnection libvirt;
+            try
+            {
+                libvirt = LibvirtConnection.Open(uri);
+            }
+            catch (LibvirtException e)
+            {
+                throw new BackupFailedException($"libvirt at {uri} is unavailable: {e.Message}; the database was restored, the domains were not redefined.", e);
+            }
+
+            using (libvirt)
+            {
+                foreach (var (path, id) in archived)
+                {
+                    using var existing = libvirt.LookupDomainByUuid(id);
+                    if (existing is null)
+                    {
+                        libvirt.DefineDomain(File.ReadAllText(archive.PathOf(path))).Dispose();
+                        redefined.Add(id);
+                    }
+                }
+            }
+        }, cancellationToken);
+        step.Detail = $"defined {redefined.Count}, {archived.Count - redefined.Count} already present (their disks must exist before they start)";
+        return redefined;
+    }
+
+    public static LimenDbContext Context(string connectionString) =>
+        new(new DbContextOptionsBuilder<LimenDbContext>().UseNpgsql(connectionString).UseSnakeCaseNamingConvention().Options);
+
+    /// <summary>The migrations compiled into this Limen, read from their attributes (building the EF model just for this costs a second).</summary>
+    private static HashSet<string> KnownMigrations() =>
+    [
+        .. typeof(LimenDbContext).Assembly.GetTypes()
+            .Select(t => t.GetCustomAttributes(typeof(Microsoft.EntityFrameworkCore.Migrations.MigrationAttribute), inherit: false)
+                .Cast<Microsoft.EntityFrameworkCore.Migrations.MigrationAttribute>().FirstOrDefault()?.Id)
+            .OfType<string>(),
+    ];
+
+    private static string WithApplicationName(string connectionString) =>
+        new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = ApplicationName }.ConnectionString;
+}

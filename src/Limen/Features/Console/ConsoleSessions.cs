@@ -1,0 +1,260 @@
+using System.Collections.Concurrent;
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Vms;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Limen.Features.RemoteConsole;
+
+public static class ConsoleEndReasons
+{
+    public const string ClientClosed = "client_closed";
+    public const string VncClosed = "vnc_closed";
+    public const string IdleTimeout = "idle_timeout";
+    public const string MaxDuration = "max_duration";
+    public const string VmStopped = "vm_stopped";
+    public const string VmDeleted = "vm_deleted";
+    public const string UserDisabled = "user_disabled";
+    public const string AdminTerminated = "admin_terminated";
+    public const string ServerRestart = "server_restart";
+}
+
+/// <summary>A session this server is relaying right now.</summary>
+public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTimeOffset startedAt) : IDisposable
+{
+    private readonly CancellationTokenSource ending = new();
+    private readonly TaskCompletionSource finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private string? endReason;
+    private long lastActivityTicks = startedAt.UtcTicks;
+
+    public Guid Id { get; } = id;
+    public Guid UserId { get; } = userId;
+    public Guid VmId { get; } = vmId;
+    public DateTimeOffset StartedAt { get; } = startedAt;
+
+    public DateTimeOffset LastActivity => new(Interlocked.Read(ref lastActivityTicks), TimeSpan.Zero);
+
+    /// <summary>Cancelled when something decides the session ends; the relay then closes both sides.</summary>
+    public CancellationToken Ending => ending.Token;
+
+    /// <summary>The first reason given wins: a VM deleted under an open console stays vm_deleted even though its VNC socket then closes too.</summary>
+    public string? EndReason => Volatile.Read(ref endReason);
+
+    /// <summary>Completes once the session is closed and recorded.</summary>
+    public Task Finished => finished.Task;
+
+    public void Touch(DateTimeOffset now) => Interlocked.Exchange(ref lastActivityTicks, now.UtcTicks);
+
+    public bool TryEnd(string reason)
+    {
+        if (Interlocked.CompareExchange(ref endReason, reason, null) is not null)
+        {
+            return false;
+        }
+
+        ending.Cancel();
+        return true;
+    }
+
+    internal void MarkFinished() => finished.TrySetResult();
+
+    public void Dispose() => ending.Dispose();
+}
+
+/// <summary>
+/// The console session manager: opens sessions within the per-user limit (checked under a row lock
+/// in PostgreSQL, so racing connects cannot both take the last slot), ends them for every reason,
+/// and records each in <c>console_sessions</c> and the audit trail. <c>console_active_sessions</c>
+/// moves in the same lock as the registry, so it always equals the sessions being relayed.
+/// </summary>
+public sealed class ConsoleSessions
+{
+    private readonly ConcurrentDictionary<Guid, LiveConsoleSession> live = new();
+    private readonly Lock gate = new();
+    private readonly IDbContextFactory<LimenDbContext> dbFactory;
+    private readonly AuditTrail audit;
+    private readonly ConsoleMetrics metrics;
+    private readonly TimeProvider clock;
+    private readonly IOptions<ConsoleOptions> options;
+    private readonly ILogger<ConsoleSessions> logger;
+
+    public ConsoleSessions(IDbContextFactory<LimenDbContext> dbFactory, AuditTrail audit, ConsoleMetrics metrics, TimeProvider clock,
+        IOptions<ConsoleOptions> options, VmLifecycle vmLifecycle, ILogger<ConsoleSessions> logger)
+    {
+        this.dbFactory = dbFactory;
+        this.audit = audit;
+        this.metrics = metrics;
+        this.clock = clock;
+        this.options = options;
+        this.logger = logger;
+        vmLifecycle.Stopped += vmId => EndWhere(s => s.VmId == vmId, ConsoleEndReasons.VmStopped);
+        vmLifecycle.Deleted += vmId => EndWhere(s => s.VmId == vmId, ConsoleEndReasons.VmDeleted);
+    }
+
+    public int LiveCount => live.Count;
+
+    /// <summary>Open sessions of the user across all replicas (the database is the one that knows).</summary>
+    public async Task<int> CountOpenAsync(Guid userId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        return await db.ConsoleSessions.CountAsync(s => s.UserId == userId && s.EndedAt == null, cancellationToken);
+    }
+
+    /// <summary>Records a new session, or returns null when the user already has the maximum open.</summary>
+    public async Task<LiveConsoleSession?> TryStartAsync(User user, Guid vmId, string? clientIp, string? userAgent, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        var row = new ConsoleSession
+        {
+            Id = Guid.NewGuid(),
+            UserId = user.Id,
+            VmId = vmId,
+            StartedAt = now,
+            LastActivityAt = now,
+            ClientIp = clientIp,
+            UserAgent = userAgent is { Length: > 512 } ? userAgent[..512] : userAgent,
+        };
+
+        await using (var db = await dbFactory.CreateDbContextAsync(cancellationToken))
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+            // Serializes this user's connects (here and on other replicas) for the count and insert below.
+            await db.Database.ExecuteSqlAsync($"SELECT 1 FROM users WHERE id = {user.Id} FOR UPDATE", cancellationToken);
+            var open = await db.ConsoleSessions.CountAsync(s => s.UserId == user.Id && s.EndedAt == null, cancellationToken);
+            if (open >= options.Value.MaxSessionsPerUser)
+            {
+                return null;
+            }
+
+            db.ConsoleSessions.Add(row);
+            await db.SaveChangesAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+
+        var session = new LiveConsoleSession(row.Id, user.Id, vmId, now);
+        lock (gate)
+        {
+            live[session.Id] = session;
+            metrics.ActiveSessions.Set(live.Count);
+        }
+
+        metrics.SessionsStarted.Inc();
+        await audit.RecordAsync(new AuditEvent("console.session.start", AuditResults.Success, "vm", vmId.ToString(),
+            Details: new { session_id = session.Id }, UserId: user.Id, Username: user.Username), CancellationToken.None);
+        return session;
+    }
+
+    /// <summary>
+    /// Closes the session's record once the relay has let go of both sides. The relay's own reason
+    /// counts only if nothing else ended the session first.
+    /// </summary>
+    public async Task CompleteAsync(LiveConsoleSession session, User user, string relayReason)
+    {
+        session.TryEnd(relayReason);
+        var reason = session.EndReason!;
+        lock (gate)
+        {
+            live.TryRemove(session.Id, out _);
+            metrics.ActiveSessions.Set(live.Count);
+        }
+
+        metrics.SessionsEnded.WithLabels(reason).Inc();
+        var now = clock.GetUtcNow();
+        try
+        {
+            await using var db = await dbFactory.CreateDbContextAsync();
+            await db.ConsoleSessions.Where(s => s.Id == session.Id && s.EndedAt == null).ExecuteUpdateAsync(set => set
+                .SetProperty(s => s.EndedAt, now)
+                .SetProperty(s => s.EndReason, reason)
+                .SetProperty(s => s.LastActivityAt, session.LastActivity));
+        }
+        catch (Exception e) when (Web.ProblemExceptionHandler.IsDatabaseUnavailable(e))
+        {
+            // The row stays open; the next start closes it as server_restart. The log keeps the truth.
+            logger.LogWarning("Console session {SessionId} ended ({Reason}) but could not be recorded: {Message}", session.Id, reason, e.GetBaseException().Message);
+        }
+
+        await audit.RecordAsync(new AuditEvent("console.session.end", AuditResults.Success, "vm", session.VmId.ToString(),
+            Details: new { session_id = session.Id, reason, seconds = (int)(now - session.StartedAt).TotalSeconds },
+            UserId: user.Id, Username: user.Username));
+        session.MarkFinished();
+        session.Dispose();
+    }
+
+    /// <summary>Ends a session relayed here; false when no such session is live on this server.</summary>
+    public bool End(Guid sessionId, string reason) => live.TryGetValue(sessionId, out var session) && session.TryEnd(reason);
+
+    public LiveConsoleSession? Find(Guid sessionId) => live.GetValueOrDefault(sessionId);
+
+    public void EndForUser(Guid userId, string reason) => EndWhere(s => s.UserId == userId, reason);
+
+    /// <summary>Ends every live session (server shutdown); each relay then closes and records its own.</summary>
+    public void EndAll(string reason) => EndWhere(_ => true, reason);
+
+    /// <summary>Applies the idle and duration limits and saves each live session's last activity.</summary>
+    public async Task SweepAsync(CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow();
+        foreach (var session in live.Values)
+        {
+            if (now - session.StartedAt >= options.Value.MaxDuration)
+            {
+                session.TryEnd(ConsoleEndReasons.MaxDuration);
+            }
+            else if (now - session.LastActivity >= options.Value.IdleTimeout)
+            {
+                session.TryEnd(ConsoleEndReasons.IdleTimeout);
+            }
+        }
+
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        foreach (var session in live.Values.Where(s => s.EndReason is null))
+        {
+            var lastActivity = session.LastActivity;
+            await db.ConsoleSessions.Where(s => s.Id == session.Id && s.EndedAt == null && s.LastActivityAt < lastActivity)
+                .ExecuteUpdateAsync(set => set.SetProperty(s => s.LastActivityAt, lastActivity), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// At start, before anything listens: sessions still open in the database belonged to a server
+    /// that died without closing them (one `limen serve` per database, as for the reconciler).
+    /// </summary>
+    public static async Task CloseLeftoversAsync(IServiceProvider services, CancellationToken cancellationToken)
+    {
+        var dbFactory = services.GetRequiredService<IDbContextFactory<LimenDbContext>>();
+        var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var open = await db.ConsoleSessions.Where(s => s.EndedAt == null).ToListAsync(cancellationToken);
+        if (open.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var session in open)
+        {
+            session.EndedAt = now;
+            session.EndReason = ConsoleEndReasons.ServerRestart;
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        var audit = services.GetRequiredService<AuditTrail>();
+        foreach (var session in open)
+        {
+            await audit.RecordAsync(new AuditEvent("console.session.end", AuditResults.Success, "vm", session.VmId.ToString(),
+                Details: new { session_id = session.Id, reason = ConsoleEndReasons.ServerRestart }, UserId: session.UserId), cancellationToken);
+        }
+
+        services.GetRequiredService<ILogger<ConsoleSessions>>()
+            .LogWarning("Closed {Count} console sessions left open by the previous run (server_restart)", open.Count);
+    }
+
+    private void EndWhere(Func<LiveConsoleSession, bool> match, string reason)
+    {
+        foreach (var session in live.Values.Where(match))
+        {
+            session.TryEnd(reason);
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Hosts;
+using Limen.Features.Metrics;
+using Limen.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Limen.Features.Quotas;
+
+public static class QuotaResources
+{
+    public const string Vms = "vms";
+    public const string Vcpus = "vcpus";
+    public const string Memory = "memory";
+    public const string Disk = "disk";
+    public const string Snapshots = "snapshots";
+}
+
+/// <summary>What an operation would add: a new VM, a resize (deltas), a snapshot, or a start (running capacity).</summary>
+public sealed record QuotaRequest(int Vms = 0, int Vcpus = 0, int MemoryMb = 0, int DiskGb = 0, int Snapshots = 0);
+
+public sealed record QuotaFigures(int Vms, int Vcpus, int MemoryMb, int DiskGb, int Snapshots);
+
+public sealed record QuotaLimitsView(int MaxVms, int MaxVcpus, int MaxMemoryMb, int MaxDiskGb, int MaxSnapshots);
+
+public sealed record QuotaUsageView(int Vms, int Vcpus, int MemoryMb, int DiskGb, int Snapshots);
+
+public sealed record QuotaScopeView(QuotaLimitsView Limits, QuotaUsageView Usage);
+
+/// <summary>
+/// Budget quotas: everything allocated to a user's VMs in any state counts (as Incus and
+/// OpenStack count it), checked against the user's limits and the system's. Checks run inside the
+/// caller's transaction after locking the system row and then the user's row, so concurrent
+/// allocations are serialized and can never together pass a limit; the caller's insert or update
+/// in the same transaction is the reservation.
+/// </summary>
+public sealed class QuotaService(
+    LimenDbContext db,
+    Hypervisor hypervisor,
+    LocalHost localHost,
+    LimenMetrics metrics,
+    AuditTrail audit,
+    IOptions<QuotaOptions> options)
+{
+    public const int MaxLimit = 1_000_000;
+
+    /// <summary>Locks the quota rows and checks; null when allowed, else the 403 problem (counted and audited).</summary>
+    public async Task<ProblemHttpResult?> CheckAsync(Guid userId, QuotaRequest request, CancellationToken cancellationToken)
+    {
+        var system = await LockAsync(userId, cancellationToken);
+        var systemLimits = await SystemLimitsAsync(system.Row, cancellationToken);
+        var systemUsage = await UsageAsync(null, cancellationToken);
+        var userLimits = UserLimits(system.User);
+        var userUsage = await UsageAsync(userId, cancellationToken);
+        var denial = Exceeded("user", request, userUsage, userLimits) ?? Exceeded("system", request, systemUsage, systemLimits);
+        return denial is null ? null : await DenyAsync(userId, denial.Value, cancellationToken);
+    }
+
+    /// <summary>Starting a VM takes running capacity: the running VMs' vCPUs and memory against the system's limits.</summary>
+    public async Task<ProblemHttpResult?> CheckStartAsync(Guid userId, int vcpus, int memoryMb, CancellationToken cancellationToken)
+    {
+        var (row, _) = await LockAsync(userId, cancellationToken);
+        var limits = await SystemLimitsAsync(row, cancellationToken);
+        var running = db.Vms.Where(v => v.State == Vms.VmStates.Running || v.State == Vms.VmStates.Paused);
+        var usage = new QuotaUsageView(0, await running.SumAsync(v => v.Vcpus, cancellationToken), await running.SumAsync(v => v.MemoryMb, cancellationToken), 0, 0);
+        var denial = Exceeded("system_running", new QuotaRequest(Vcpus: vcpus, MemoryMb: memoryMb), usage, limits);
+        return denial is null ? null : await DenyAsync(userId, denial.Value, cancellationToken);
+    }
+
+    public async Task<QuotaScopeView> UserViewAsync(Guid userId, CancellationToken cancellationToken)
+    {
+        var row = await db.UserQuotas.AsNoTracking().FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken);
+        return new QuotaScopeView(UserLimits(row), await UsageAsync(userId, cancellationToken));
+    }
+
+    public async Task<QuotaScopeView> SystemViewAsync(CancellationToken cancellationToken)
+    {
+        var row = await db.SystemQuotas.AsNoTracking().FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
+        return new QuotaScopeView(await SystemLimitsAsync(row, cancellationToken), await UsageAsync(null, cancellationToken));
+    }
+
+    private async Task<(SystemQuota Row, UserQuota User)> LockAsync(Guid userId, CancellationToken cancellationToken)
+    {
+        // Rows are created on first use; the lock order (system, then user) is the same everywhere.
+        await db.Database.ExecuteSqlInterpolatedAsync(
+            $"INSERT INTO system_quota (id, updated_at) VALUES ({SystemQuota.SingletonId}, now()) ON CONFLICT DO NOTHING", cancellationToken);
+        await db.Database.ExecuteSqlInterpolatedAsync(
+            $"INSERT INTO user_quotas (user_id, updated_at) VALUES ({userId}, now()) ON CONFLICT DO NOTHING", cancellationToken);
+        var system = await db.SystemQuotas.FromSqlInterpolated($"SELECT * FROM system_quota WHERE id = {SystemQuota.SingletonId} FOR UPDATE")
+            .AsNoTracking().SingleAsync(cancellationToken);
+        var user = await db.UserQuotas.FromSqlInterpolated($"SELECT * FROM user_quotas WHERE user_id = {userId} FOR UPDATE")
+            .AsNoTracking().SingleAsync(cancellationToken);
+        return (system, user);
+    }
+
+    private QuotaLimitsView UserLimits(UserQuota? row)
+    {
+        var d = options.Value;
+        return new QuotaLimitsView(row?.MaxVms ?? d.DefaultMaxVms, row?.MaxVcpus ?? d.DefaultMaxVcpus, row?.MaxMemoryMb ?? d.DefaultMaxMemoryMb,
+            row?.MaxDiskGb ?? d.DefaultMaxDiskGb, row?.MaxSnapshots ?? d.DefaultMaxSnapshots);
+    }
+
+    private async Task<QuotaLimitsView> SystemLimitsAsync(SystemQuota? row, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        var node = await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken);
+        var disk = new DriveInfo(localHost.DiskDir);
+        return new QuotaLimitsView(
+            row?.MaxVms ?? o.SystemMaxVms,
+            row?.MaxVcpus ?? (int)(node.Cpus * o.CpuOvercommitRatio),
+            row?.MaxMemoryMb ?? (int)(node.MemoryKiB / 1024 * o.MemoryOvercommitRatio),
+            row?.MaxDiskGb ?? (int)(disk.TotalSize / (1024.0 * 1024 * 1024) * o.DiskOvercommitRatio),
+            row?.MaxSnapshots ?? o.SystemMaxSnapshots);
+    }
+
+    /// <summary>Everything allocated to one user's VMs (or to all VMs), in any state.</summary>
+    private async Task<QuotaUsageView> UsageAsync(Guid? userId, CancellationToken cancellationToken)
+    {
+        var vms = userId is { } id ? db.Vms.Where(v => v.OwnerId == id) : db.Vms;
+        var snapshots = userId is { } owner
+            ? db.VmSnapshots.Where(s => db.Vms.Any(v => v.Id == s.VmId && v.OwnerId == owner))
+            : db.VmSnapshots;
+        return new QuotaUsageView(
+            await vms.CountAsync(cancellationToken),
+            await vms.SumAsync(v => v.Vcpus, cancellationToken),
+            await vms.SumAsync(v => v.MemoryMb, cancellationToken),
+            await vms.SumAsync(v => v.DiskGb, cancellationToken),
+            await snapshots.CountAsync(cancellationToken));
+    }
+
+    private static (string Scope, string Resource, int Requested, int Used, int Limit)? Exceeded(
+        string scope, QuotaRequest request, QuotaUsageView usage, QuotaLimitsView limits)
+    {
+        foreach (var (resource, requested, used, limit) in new[]
+        {
+            (QuotaResources.Vms, request.Vms, usage.Vms, limits.MaxVms),
+            (QuotaResources.Vcpus, request.Vcpus, usage.Vcpus, limits.MaxVcpus),
+            (QuotaResources.Memory, request.MemoryMb, usage.MemoryMb, limits.MaxMemoryMb),
+            (QuotaResources.Disk, request.DiskGb, usage.DiskGb, limits.MaxDiskGb),
+            (QuotaResources.Snapshots, request.Snapshots, usage.Snapshots, limits.MaxSnapshots),
+        })
+        {
+            // Only growth is checked: a limit lowered below usage blocks new allocations, nothing else.
+            if (requested > 0 && used + requested > limit)
+            {
+                return (scope, resource, requested, used, limit);
+            }
+        }
+
+        return null;
+    }
+
+    private async Task<ProblemHttpResult> DenyAsync(Guid userId, (string Scope, string Resource, int Requested, int Used, int Limit) denial, CancellationToken cancellationToken)
+    {
+        metrics.QuotaDenials.WithLabels(denial.Resource, userId.ToString()).Inc();
+        await audit.RecordAsync(new AuditEvent("quota.denied", AuditResults.Denied, "user", userId.ToString(), "quota_exceeded",
+            new { scope = denial.Scope, resource = denial.Resource, requested = denial.Requested, used = denial.Used, limit = denial.Limit }),
+            cancellationToken);
+        var what = denial.Scope == "user" ? "your" : "the system's";
+        return Problems.Create(403, Problems.QuotaExceeded, "Quota exceeded",
+            $"This needs {denial.Requested} more {denial.Resource}; {denial.Used} of {what} limit of {denial.Limit} are in use.",
+            new Dictionary<string, object?>
+            {
+                ["resource"] = denial.Resource,
+                ["requested"] = denial.Requested,
+                ["used"] = denial.Used,
+                ["limit"] = denial.Limit,
+                ["scope"] = denial.Scope,
+            });
+    }
+}

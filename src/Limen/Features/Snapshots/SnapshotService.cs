@@ -1,0 +1,252 @@
+using System.Security.Claims;
+using System.Xml.Linq;
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Hosts;
+using Limen.Features.Metrics;
+using Limen.Features.Quotas;
+using Limen.Features.Vms;
+using Limen.Libvirt;
+using Limen.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Snapshots;
+
+public sealed record CreateSnapshotRequest(string Name, string? Description = null, bool IncludeMemory = false);
+
+public sealed record SnapshotResponse(Guid Id, Guid VmId, string Name, string? Description, bool IncludeMemory, string VmState, DateTimeOffset CreatedAt)
+{
+    public static SnapshotResponse From(VmSnapshot s) => new(s.Id, s.VmId, s.Name, s.Description, s.IncludeMemory, s.VmState, s.CreatedAt);
+}
+
+/// <summary>
+/// Internal qcow2 snapshots (disk, and for a running VM its RAM, inside the VM's own qcow2).
+/// libvirt 9.0 can create, revert and delete these; external snapshots cannot be reverted before
+/// libvirt 9.9. libvirt only takes an internal snapshot of a running VM together with its memory,
+/// so without include_memory the memory is stored but never used: revert restores the disk and
+/// leaves the VM stopped. Every operation holds the VM's lock, like its other actions.
+/// </summary>
+public sealed class SnapshotService(
+    LimenDbContext db,
+    VmService vms,
+    VmLocks locks,
+    Hypervisor hypervisor,
+    QuotaService quotas,
+    AuditTrail audit,
+    LimenMetrics metrics,
+    TimeProvider clock)
+{
+    public const int MaxDescriptionLength = 1000;
+
+    public async Task<Results<Ok<List<SnapshotResponse>>, ProblemHttpResult>> ListAsync(Guid vmId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        if (await vms.FindAsync(vmId, caller, cancellationToken) is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        var snapshots = await db.VmSnapshots.AsNoTracking().Where(s => s.VmId == vmId).OrderBy(s => s.CreatedAt).ToListAsync(cancellationToken);
+        return TypedResults.Ok(snapshots.ConvertAll(SnapshotResponse.From));
+    }
+
+    public async Task<Results<Ok<SnapshotResponse>, ProblemHttpResult>> GetAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken) =>
+        await FindAsync(vmId, snapshotId, caller, cancellationToken) is ({ }, { } snapshot)
+            ? TypedResults.Ok(SnapshotResponse.From(snapshot))
+            : Problems.NotFoundProblem("The snapshot");
+
+    public async Task<Results<Created<SnapshotResponse>, ProblemHttpResult>> CreateAsync(
+        Guid vmId, CreateSnapshotRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        var vm = await vms.FindAsync(vmId, caller, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFoundProblem("The VM");
+        }
+
+        if (VmRules.NameProblem(request.Name) is { } nameProblem)
+        {
+            return Problems.Invalid("name", nameProblem.Replace("name must", "A snapshot name must", StringComparison.Ordinal));
+        }
+
+        if (request.Description is { Length: > MaxDescriptionLength })
+        {
+            return Problems.Invalid("description", $"description must be at most {MaxDescriptionLength} characters.");
+        }
+
+        var live = vm.State is VmStates.Running or VmStates.Paused;
+        if (!live && vm.State != VmStates.Stopped || (request.IncludeMemory && !live))
+        {
+            return Count("create", Problems.Create(409, Problems.InvalidState, "Invalid state",
+                request.IncludeMemory && vm.State == VmStates.Stopped
+                    ? "A stopped VM has no memory to capture; snapshot it without include_memory."
+                    : $"Cannot snapshot a VM that is {vm.State}.",
+                new Dictionary<string, object?> { ["state"] = vm.State }));
+        }
+
+        var snapshot = new VmSnapshot
+        {
+            Id = Guid.NewGuid(), VmId = vm.Id, Name = request.Name, Description = request.Description,
+            IncludeMemory = request.IncludeMemory, VmState = vm.State, CreatedAt = clock.GetUtcNow(),
+        };
+        await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
+        {
+            if (await quotas.CheckAsync(vm.OwnerId, new QuotaRequest(Snapshots: 1), cancellationToken) is { } denied)
+            {
+                return Count("create", denied);
+            }
+
+            db.VmSnapshots.Add(snapshot);
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+            catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+            {
+                db.Entry(snapshot).State = EntityState.Detached;
+                return Count("create", Problems.ConflictProblem($"This VM already has a snapshot named '{request.Name}'."));
+            }
+        }
+
+        try
+        {
+            var xml = SnapshotXml(snapshot, live);
+            await Task.Run(() => hypervisor.Run(c =>
+            {
+                using var domain = Domain(c, vm.Id);
+                domain.CreateSnapshotXml(xml).Dispose();
+            }), CancellationToken.None);
+        }
+        catch (LibvirtException e)
+        {
+            db.VmSnapshots.Remove(snapshot);
+            await db.SaveChangesAsync(CancellationToken.None);
+            await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
+            return Count("create", Problems.Create(409, Problems.VmOperationFailed, "Snapshot failed", e.Message));
+        }
+
+        await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, include_memory = snapshot.IncludeMemory, vm_state = snapshot.VmState }), cancellationToken);
+        metrics.SnapshotOperations.WithLabels("create", "success").Inc();
+        return TypedResults.Created($"/api/vms/{vm.Id}/snapshots/{snapshot.Id}", SnapshotResponse.From(snapshot));
+    }
+
+    /// <summary>
+    /// Afterwards the VM is: running or paused as it was, when the snapshot holds its memory;
+    /// stopped otherwise (its disk as it was at the snapshot).
+    /// </summary>
+    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> RevertAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
+        {
+            return Problems.NotFoundProblem("The snapshot");
+        }
+
+        if (vm.State is VmStates.Creating or VmStates.Missing)
+        {
+            return Count("revert", Problems.Create(409, Problems.InvalidState, "Invalid state", $"Cannot revert a VM that is {vm.State}.",
+                new Dictionary<string, object?> { ["state"] = vm.State }));
+        }
+
+        var resumesFromMemory = snapshot.IncludeMemory && snapshot.VmState is VmStates.Running or VmStates.Paused;
+        try
+        {
+            vm.State = await Task.Run(() => hypervisor.Run(c =>
+            {
+                using var domain = Domain(c, vm.Id);
+                using var libvirtSnapshot = domain.LookupSnapshotByName(snapshot.LibvirtName)
+                    ?? throw new LibvirtException("The snapshot's data is gone from the VM's disk.", LibvirtErrorCode.NoDomainSnapshot, 0, "lookup");
+                if (resumesFromMemory)
+                {
+                    domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Paused ? SnapshotRevertFlags.Paused : SnapshotRevertFlags.Running);
+                    return snapshot.VmState;
+                }
+
+                // Taken while running (memory stored but not wanted) or while stopped: restore the disk, end stopped.
+                domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Stopped ? SnapshotRevertFlags.None : SnapshotRevertFlags.Paused);
+                if (domain.IsActive)
+                {
+                    domain.Destroy();
+                }
+
+                return VmStates.Stopped;
+            }), CancellationToken.None);
+        }
+        catch (LibvirtException e)
+        {
+            await audit.RecordAsync(new AuditEvent("snapshot.revert", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
+                new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
+            return Count("revert", Problems.Create(409, Problems.VmOperationFailed, "Revert failed", e.Message));
+        }
+
+        vm.StateReason = null;
+        vm.UpdatedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(CancellationToken.None);
+        await audit.RecordAsync(new AuditEvent("snapshot.revert", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, state = vm.State }), cancellationToken);
+        metrics.SnapshotOperations.WithLabels("revert", "success").Inc();
+        return TypedResults.Ok(VmResponse.From(vm));
+    }
+
+    /// <summary>Deletes the snapshot's data from the qcow2 (not just libvirt's metadata), then its row.</summary>
+    public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
+        {
+            return Problems.NotFoundProblem("The snapshot");
+        }
+
+        try
+        {
+            await Task.Run(() => hypervisor.Run(c =>
+            {
+                using var domain = c.LookupDomainByUuid(vm.Id);
+                using var libvirtSnapshot = domain?.LookupSnapshotByName(snapshot.LibvirtName);
+                libvirtSnapshot?.Delete();
+            }), CancellationToken.None);
+        }
+        catch (LibvirtException e)
+        {
+            await audit.RecordAsync(new AuditEvent("snapshot.delete", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
+                new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
+            return Count("delete", Problems.Create(409, Problems.VmOperationFailed, "Snapshot deletion failed", e.Message));
+        }
+
+        db.VmSnapshots.Remove(snapshot);
+        await db.SaveChangesAsync(CancellationToken.None);
+        await audit.RecordAsync(new AuditEvent("snapshot.delete", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name }), cancellationToken);
+        metrics.SnapshotOperations.WithLabels("delete", "success").Inc();
+        return TypedResults.NoContent();
+    }
+
+    /// <summary>The VM (visible to the caller) and its snapshot; a snapshot of another VM is not found.</summary>
+    private async Task<(Vm? Vm, VmSnapshot? Snapshot)> FindAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        var vm = await vms.FindAsync(vmId, caller, cancellationToken);
+        var snapshot = vm is null ? null : await db.VmSnapshots.FirstOrDefaultAsync(s => s.Id == snapshotId && s.VmId == vmId, cancellationToken);
+        return (vm, snapshot);
+    }
+
+    private static LibvirtDomain Domain(LibvirtConnection connection, Guid vmId) =>
+        connection.LookupDomainByUuid(vmId) ?? throw new LibvirtException("The VM's domain no longer exists.", LibvirtErrorCode.NoDomain, 0, "lookup");
+
+    private static string SnapshotXml(VmSnapshot snapshot, bool live) =>
+        new XElement("domainsnapshot",
+            new XElement("name", snapshot.LibvirtName),
+            new XElement("description", snapshot.Name),
+            // libvirt has no internal disk-only snapshot of a running VM: a live one always stores the memory.
+            new XElement("memory", new XAttribute("snapshot", live ? "internal" : "no")),
+            new XElement("disks", new XElement("disk", new XAttribute("name", "vda"), new XAttribute("snapshot", "internal"))))
+            .ToString();
+
+    private T Count<T>(string operation, T problem)
+    {
+        metrics.SnapshotOperations.WithLabels(operation, "failure").Inc();
+        return problem;
+    }
+}
