@@ -91,6 +91,8 @@ public static class LimenServer
     {
         services.AddHttpContextAccessor();
         services.AddSingleton<LimenMetrics>();
+        services.AddSingleton<DependencyProbe>();
+        services.AddHostedService(sp => sp.GetRequiredService<DependencyProbe>());
         services.AddSingleton<AuditTrail>();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<AccessTokens>();

@@ -109,6 +109,21 @@ public sealed class ErrorContractTests(ServerFixture fixture) : IClassFixture<Se
     }
 
     [Fact]
+    public async Task Database_and_libvirt_gauges_are_set_by_the_background_probe_without_any_health_request()
+    {
+        await using var server = await LimenTestServer.StartAsync();
+        for (var i = 0; i < 100 && ProblemAssert.Sample(await server.MetricsAsync(), "limen_database_up") != 1; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        var metrics = await server.MetricsAsync();
+        Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_database_up"));
+        Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_libvirt_up"));
+        Assert.Equal(0, ProblemAssert.Sample(metrics, "http_requests_total", "method=\"GET\",route=\"/api/health/\",status=\"200\""));
+    }
+
+    [Fact]
     public async Task The_openapi_document_and_the_browsable_reference_are_served()
     {
         using var client = Server.Client();
