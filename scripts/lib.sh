@@ -72,6 +72,9 @@ start_postgres() {
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='limen'")" != 1 ]; then
     "${psql[@]}" -c "CREATE ROLE limen LOGIN CREATEDB PASSWORD '$pw'"
   fi
+  # Tests and the restore drill drop their scratch databases WITH (FORCE), which must be able to
+  # end an autovacuum worker (a superuser process) that happens to be working in them.
+  "${psql[@]}" -c "GRANT pg_signal_backend TO limen" >/dev/null
   if [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='limen'")" != 1 ]; then
     "${psql[@]}" -c "CREATE DATABASE limen OWNER limen"
   fi

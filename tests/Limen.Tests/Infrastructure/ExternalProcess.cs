@@ -49,6 +49,15 @@ public sealed class ExternalProcess : IAsyncDisposable
         return started;
     }
 
+    /// <summary>Runs a command to completion; fails the test with its output unless it exits 0.</summary>
+    public static async Task<string> RunAsync(string fileName, params string[] args)
+    {
+        await using var run = Start(fileName, args);
+        var exitCode = await run.WaitForExitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(exitCode == 0, $"{fileName} {string.Join(' ', args)} exited {exitCode}:\n{run.Output}");
+        return run.Output;
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cancel = new CancellationTokenSource(timeout);

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 
 namespace Limen.Tests.Infrastructure;
 
@@ -36,55 +33,27 @@ public sealed class PrivatePostgres : IAsyncDisposable
         var password = Guid.NewGuid().ToString("N");
         var passwordFile = Path.Combine(root, "pw");
         await File.WriteAllTextAsync(passwordFile, password);
-        await RunAsync("chown", "-R", "postgres:postgres", root);
-        await RunAsync("runuser", "-u", "postgres", "--", bin + "/initdb", "-D", dataDir, "-U", "postgres",
+        await ExternalProcess.RunAsync("chown", "-R", "postgres:postgres", root);
+        await ExternalProcess.RunAsync("runuser", "-u", "postgres", "--", bin + "/initdb", "-D", dataDir, "-U", "postgres",
             "--auth=scram-sha-256", "--pwfile=" + passwordFile, "-E", "UTF8");
-        var cluster = new PrivatePostgres(dataDir, bin, FreePort(), password);
+        var cluster = new PrivatePostgres(dataDir, bin, Ports.Free(), password);
         await cluster.StartAgainAsync();
         return cluster;
     }
 
-    public Task StartAgainAsync() => RunAsync("runuser", "-u", "postgres", "--", bin + "/pg_ctl", "-D", dataDir, "-w", "-l", dataDir + "/log",
+    public Task StartAgainAsync() => ExternalProcess.RunAsync("runuser", "-u", "postgres", "--", bin + "/pg_ctl", "-D", dataDir, "-w", "-l", dataDir + "/log",
         "-o", $"-p {Port} -k {dataDir} -c listen_addresses=127.0.0.1", "start");
 
-    public Task StopAsync() => RunAsync("runuser", "-u", "postgres", "--", bin + "/pg_ctl", "-D", dataDir, "-w", "-m", "fast", "stop");
+    public Task StopAsync() => ExternalProcess.RunAsync("runuser", "-u", "postgres", "--", bin + "/pg_ctl", "-D", dataDir, "-w", "-m", "fast", "stop");
 
     public async ValueTask DisposeAsync()
     {
-        try
+        // Stop it if a test left it running; an "is not running" answer is fine here.
+        await using (var stop = ExternalProcess.Start("runuser", "-u", "postgres", "--", bin + "/pg_ctl", "-D", dataDir, "-w", "-m", "fast", "stop"))
         {
-            await StopAsync();
-        }
-        catch (InvalidOperationException)
-        {
-            // already stopped
+            await stop.WaitForExitAsync(TimeSpan.FromMinutes(1));
         }
 
         Directory.Delete(Path.GetDirectoryName(dataDir)!, recursive: true);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task RunAsync(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} exited {process.ExitCode}: {await stdout}{await stderr}");
-        }
     }
 }

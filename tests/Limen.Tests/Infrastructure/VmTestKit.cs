@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Limen.Features.Hosts;
@@ -18,7 +17,7 @@ public static class VmTestKit
     {
         var store = server.Services.GetRequiredService<ImageStore>();
         var fileName = name + ".qcow2";
-        await RunAsync("qemu-img", "create", "-q", "-f", "qcow2", Path.Combine(store.Directory, fileName), "64M");
+        await ExternalProcess.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", Path.Combine(store.Directory, fileName), "64M");
         return await RegisterAsync(server, name, fileName, "disk");
     }
 
@@ -27,7 +26,7 @@ public static class VmTestKit
     {
         if (!File.Exists(TinyGuestImage))
         {
-            await RunAsync(Path.Combine(RepoPaths.Root, "guest", "build.sh"));
+            await ExternalProcess.RunAsync(Path.Combine(RepoPaths.Root, "guest", "build.sh"));
         }
 
         var store = server.Services.GetRequiredService<ImageStore>();
@@ -78,19 +77,4 @@ public static class VmTestKit
     }
 
     public static string DiskPath(LimenTestServer server, Guid vmId) => server.Services.GetRequiredService<LocalHost>().DiskPath(vmId);
-
-    public static async Task RunAsync(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"{file} failed: {await output}{await error}");
-    }
 }

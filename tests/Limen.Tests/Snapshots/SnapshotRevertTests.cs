@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using Limen.Features.Hosts;
@@ -12,6 +11,7 @@ namespace Limen.Tests.Snapshots;
 public sealed class SnapshotRevertTests
 {
     private const string Offset = "512M";
+    private static readonly TimeSpan BootTimeout = TimeSpan.FromSeconds(120);
 
     private static Task<LimenTestServer> StartAsync() => LimenTestServer.StartAsync(new Dictionary<string, string?> { ["Limen:Hypervisor:Uri"] = "qemu:///system" });
 
@@ -36,9 +36,9 @@ public sealed class SnapshotRevertTests
             Assert.Equal("stopped", (await ProblemAssert.Json(reverted)).GetProperty("state").GetString());
             await QemuIoAsync(disk, $"read -P 0xaa {Offset} 64k");
 
-            Assert.Contains("limen-", await RunAsync("qemu-img", "snapshot", "-U", "-l", disk), StringComparison.Ordinal);
+            Assert.Contains("limen-", await ExternalProcess.RunAsync("qemu-img", "snapshot", "-U", "-l", disk), StringComparison.Ordinal);
             Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{vmId}/snapshots/{snapshot.GetProperty("id")}")).StatusCode);
-            Assert.DoesNotContain("limen-", await RunAsync("qemu-img", "snapshot", "-U", "-l", disk), StringComparison.Ordinal);
+            Assert.DoesNotContain("limen-", await ExternalProcess.RunAsync("qemu-img", "snapshot", "-U", "-l", disk), StringComparison.Ordinal);
         }
         finally
         {
@@ -57,13 +57,13 @@ public sealed class SnapshotRevertTests
         try
         {
             var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(vmId);
-            await WaitForAsync(() => Banners(serial).Count >= 1, "the first boot");
+            await Eventually.WaitAsync(() => Task.FromResult(Banners(serial).Count >= 1), BootTimeout, "the first boot");
             Assert.EndsWith("boots=1", Banners(serial)[^1], StringComparison.Ordinal);
 
             var withMemory = await ProblemAssert.Json(await client.PostAsJsonAsync($"/api/vms/{vmId}/snapshots", new { name = "booted-once", include_memory = true }));
             Assert.Equal("running", withMemory.GetProperty("vm_state").GetString());
             await client.PostAsync($"/api/vms/{vmId}/actions/reboot", null);
-            await WaitForAsync(() => Banners(serial).Count >= 2, "the second boot");
+            await Eventually.WaitAsync(() => Task.FromResult(Banners(serial).Count >= 2), BootTimeout, "the second boot");
             Assert.EndsWith("boots=2", Banners(serial)[^1], StringComparison.Ordinal);
 
             var reverted = await ProblemAssert.Json(await client.PostAsync($"/api/vms/{vmId}/snapshots/{withMemory.GetProperty("id")}/revert", null));
@@ -73,7 +73,7 @@ public sealed class SnapshotRevertTests
             await Task.Delay(2000);
             Assert.Equal(2, Banners(serial).Count);
             await client.PostAsync($"/api/vms/{vmId}/actions/reboot", null);
-            await WaitForAsync(() => Banners(serial).Count >= 3, "the boot after the revert");
+            await Eventually.WaitAsync(() => Task.FromResult(Banners(serial).Count >= 3), BootTimeout, "the boot after the revert");
             Assert.EndsWith("boots=2", Banners(serial)[^1], StringComparison.Ordinal);
 
             var diskOnly = await ProblemAssert.Json(await client.PostAsJsonAsync($"/api/vms/{vmId}/snapshots", new { name = "no-memory" }));
@@ -103,34 +103,9 @@ public sealed class SnapshotRevertTests
             .Where(l => l.Contains("LIMEN-GUEST READY", StringComparison.Ordinal)).Select(l => l.TrimEnd('\r')).ToList();
     }
 
-    private static async Task WaitForAsync(Func<bool> condition, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(120), $"timed out waiting for {what}");
-            await Task.Delay(250);
-        }
-    }
-
     private static async Task QemuIoAsync(string disk, string command)
     {
-        var output = await RunAsync("qemu-io", "-f", "qcow2", "-c", command, disk);
+        var output = await ExternalProcess.RunAsync("qemu-io", "-f", "qcow2", "-c", command, disk);
         Assert.DoesNotContain("Pattern verification failed", output, StringComparison.Ordinal);
-    }
-
-    private static async Task<string> RunAsync(string file, params string[] args)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(start)!;
-        var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)}: {output}");
-        return output;
     }
 }

@@ -15,7 +15,7 @@ public sealed class ImageApiTests
     {
         await using var server = await LimenTestServer.StartAsync();
         var source = Path.Combine(server.StateDir, "source.qcow2");
-        await VmTestKit.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", source, "32M");
+        await ExternalProcess.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", source, "32M");
         var bytes = await File.ReadAllBytesAsync(source);
         using var admin = server.Client(await server.AdminTokenAsync());
 
@@ -70,7 +70,7 @@ public sealed class ImageApiTests
     {
         await using var server = await LimenTestServer.StartAsync();
         var store = server.Services.GetRequiredService<ImageStore>();
-        await VmTestKit.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", Path.Combine(store.Directory, "disk.qcow2"), "16M");
+        await ExternalProcess.RunAsync("qemu-img", "create", "-q", "-f", "qcow2", Path.Combine(store.Directory, "disk.qcow2"), "16M");
         using var admin = server.Client(await server.AdminTokenAsync());
         var response = await admin.PostAsJsonAsync("/api/admin/images", new { name = "not-an-iso", file_name = "disk.qcow2", kind = "iso" });
         await ProblemAssert.IsProblem(response, HttpStatusCode.BadRequest, Problems.Validation);

@@ -34,7 +34,7 @@ public sealed class RealGuestTests
             id = vm.GetProperty("id").GetGuid();
             Assert.Equal("running", vm.GetProperty("state").GetString());
             var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(id.Value);
-            await WaitForAsync(() => Count(serial, Banner) >= 1, TimeSpan.FromSeconds(90), "the boot banner");
+            await Eventually.WaitAsync(() => Task.FromResult(Count(serial, Banner) >= 1), TimeSpan.FromSeconds(90), "the boot banner");
             Assert.Equal("qemu", VmTestKit.Libvirt(server, c =>
             {
                 using var domain = c.LookupDomainByUuid(id.Value)!;
@@ -48,7 +48,7 @@ public sealed class RealGuestTests
             Assert.True(stats.GetProperty("memory_total_bytes").GetInt64() > 0);
 
             await ActAsync(client, id.Value, "reboot", "running");
-            await WaitForAsync(() => Count(serial, Banner) >= 2, TimeSpan.FromSeconds(120), "the banner after reboot");
+            await Eventually.WaitAsync(() => Task.FromResult(Count(serial, Banner) >= 2), TimeSpan.FromSeconds(120), "the banner after reboot");
 
             await ActAsync(client, id.Value, "suspend", "paused");
             await ActAsync(client, id.Value, "resume", "running");
@@ -79,8 +79,8 @@ public sealed class RealGuestTests
         var id = (await VmTestKit.CreateVmAsync(client, image, "survivor")).GetProperty("id").GetGuid();
         try
         {
-            await RunAsync("pkill", "-x", "libvirtd");
-            await WaitForAsync(() => !Process.GetProcessesByName("libvirtd").Any(), TimeSpan.FromSeconds(20), "libvirtd to exit");
+            await ExternalProcess.RunAsync("pkill", "-x", "libvirtd");
+            await Eventually.WaitAsync(() => Task.FromResult(!Process.GetProcessesByName("libvirtd").Any()), TimeSpan.FromSeconds(20), "libvirtd to exit");
 
             var health = await client.GetAsync("/api/health");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
@@ -90,8 +90,8 @@ public sealed class RealGuestTests
             await ProblemAssert.IsProblem(refused, HttpStatusCode.ServiceUnavailable, Problems.HypervisorUnavailable);
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/api/vms/{id}")).StatusCode); // the database still answers
 
-            await RunAsync("libvirtd", "-d");
-            await WaitForAsync(() => client.GetAsync("/api/health").Result.StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(30), "health to recover");
+            await ExternalProcess.RunAsync("libvirtd", "-d");
+            await Eventually.WaitAsync(() => Task.FromResult(client.GetAsync("/api/health").Result.StatusCode == HttpStatusCode.OK), TimeSpan.FromSeconds(30), "health to recover");
 
             var started = await client.PostAsync($"/api/vms/{id}/actions/start", null);
             Assert.Equal(HttpStatusCode.OK, started.StatusCode);
@@ -104,10 +104,10 @@ public sealed class RealGuestTests
         {
             if (!Process.GetProcessesByName("libvirtd").Any())
             {
-                await RunAsync("libvirtd", "-d");
+                await ExternalProcess.RunAsync("libvirtd", "-d");
             }
 
-            await WaitForAsync(() => server.Services.GetRequiredService<Hypervisor>().Probe(), TimeSpan.FromSeconds(30), "libvirt");
+            await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<Hypervisor>().Probe()), TimeSpan.FromSeconds(30), "libvirt");
             await client.DeleteAsync($"/api/vms/{id}");
         }
     }
@@ -131,16 +131,4 @@ public sealed class RealGuestTests
         var content = new StreamReader(stream).ReadToEnd();
         return (content.Length - content.Replace(text, "", StringComparison.Ordinal).Length) / text.Length;
     }
-
-    private static async Task WaitForAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            Assert.True(clock.Elapsed < timeout, $"timed out after {timeout} waiting for {what}");
-            await Task.Delay(250);
-        }
-    }
-
-    private static Task RunAsync(string file, params string[] args) => VmTestKit.RunAsync(file, args);
 }
