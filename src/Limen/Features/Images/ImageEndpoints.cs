@@ -170,7 +170,7 @@ public static class ImageEndpoints
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             await audit.RecordAsync(new AuditEvent(action, AuditResults.Failure, "image", null, "duplicate", new { name = image.Name }), cancellationToken);
             return Problems.ConflictProblem("An image with this name or file is already registered.");

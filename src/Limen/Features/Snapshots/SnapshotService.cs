@@ -103,7 +103,7 @@ public sealed class SnapshotService(
                 await db.SaveChangesAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }
-            catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+            catch (DbUpdateException e) when (e.IsUniqueViolation())
             {
                 db.Entry(snapshot).State = EntityState.Detached;
                 return Count("create", Problems.ConflictProblem($"This VM already has a snapshot named '{request.Name}'."));

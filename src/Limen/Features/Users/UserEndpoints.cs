@@ -70,7 +70,7 @@ public static class UserEndpoints
         {
             await db.SaveChangesAsync(cancellationToken);
         }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             await audit.RecordAsync(new AuditEvent("user.create", AuditResults.Failure, "user", null, "username_taken",
                 new { username = request.Username }), cancellationToken);

@@ -99,7 +99,7 @@ public sealed class VmService(
                 await db.SaveChangesAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }
-            catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+            catch (DbUpdateException e) when (e.IsUniqueViolation())
             {
                 db.Entry(vm).State = EntityState.Detached;
                 await transaction.RollbackAsync(CancellationToken.None);
@@ -341,7 +341,7 @@ public sealed class VmService(
             vm.UpdatedAt = clock.GetUtcNow();
             await db.SaveChangesAsync(CancellationToken.None);
         }
-        catch (DbUpdateException e) when (e.InnerException is Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.UniqueViolation })
+        catch (DbUpdateException e) when (e.IsUniqueViolation())
         {
             // Put libvirt back to what the database still says.
             await db.Entry(vm).ReloadAsync(CancellationToken.None);
