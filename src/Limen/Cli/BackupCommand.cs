@@ -37,7 +37,8 @@ public static class BackupCommand
                     parse.GetValue(keep), configuration, domains.Read, options.PgBinDir);
                 var result = await Steps.OnConsoleAsync(steps => BackupCreator.CreateAsync(request, steps, TimeProvider.System, signals.Token));
                 Console.WriteLine($"Backup written: {result.ArchivePath} ({BackupCreator.Size(result.SizeBytes)}, " +
-                    $"{result.Manifest.RowCounts.Values.Sum()} rows in {result.Manifest.RowCounts.Count} tables).");
+                    $"{result.Manifest.RowCounts.Values.Sum()} rows in {result.Manifest.RowCounts.Count} tables)" +
+                    (result.Removed.Count > 0 ? $"; removed {result.Removed.Count} older archive(s)." : "."));
                 return 0;
             }
             catch (Exception e)

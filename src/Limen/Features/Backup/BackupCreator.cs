@@ -10,10 +10,11 @@ namespace Limen.Features.Backup;
 /// <param name="OutputDir">Where the archive goes (created 0700 if missing).</param>
 /// <param name="Keep">Keep only this many newest archives in <paramref name="OutputDir"/> afterwards; null keeps all.</param>
 /// <param name="Configuration">Saved redacted.</param>
-/// <param name="DomainXml">A VM's libvirt domain XML, or null when it has no domain; throws when libvirt is unreachable.</param>
+/// <param name="DomainXml">The libvirt domain XML of those of the given VMs that have a domain; throws when libvirt is unreachable.</param>
 /// <param name="PgBinDir">Limen:Backup:PgBinDir, if set.</param>
 public sealed record BackupRequest(
-    string ConnectionString, string OutputDir, int? Keep, IConfiguration Configuration, Func<Guid, string?> DomainXml, string? PgBinDir);
+    string ConnectionString, string OutputDir, int? Keep, IConfiguration Configuration,
+    Func<IReadOnlyCollection<Guid>, IReadOnlyDictionary<Guid, string>> DomainXml, string? PgBinDir);
 
 public sealed record BackupResult(string ArchivePath, long SizeBytes, BackupManifest Manifest, IReadOnlyList<string> Removed);
 
@@ -66,21 +67,23 @@ public static partial class BackupCreator
                 return taken;
             });
 
+            // The dump takes longest; everything else from the snapshot runs beside it.
             using var firstFailure = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var dump = steps.RunAsync("Dump the database (pg_dump, custom format)", step =>
                 CancelOthersOnFailure(DumpAsync(tools, connectionString, state.SnapshotId, staging, step, firstFailure.Token), firstFailure));
             var csv = steps.RunAsync("Export metadata CSVs (users without password hashes)", step =>
                 CancelOthersOnFailure(ExportCsvAsync(connection, state, staging, step, firstFailure.Token), firstFailure));
-            await WhenBothAsync(dump, csv);
-            await snapshot.CommitAsync(cancellationToken);
-
-            var missing = await steps.RunAsync("Save each VM's libvirt domain XML", step => SaveDomainsAsync(request.DomainXml, state.VmIds, staging, step, cancellationToken));
-            await steps.RunAsync("Save the configuration (secrets redacted)", async step =>
+            var domains = steps.RunAsync("Save each VM's libvirt domain XML", step =>
+                CancelOthersOnFailure(SaveDomainsAsync(request.DomainXml, state.VmIds, staging, step, firstFailure.Token), firstFailure));
+            var config = steps.RunAsync("Save the configuration (secrets redacted)", async _ =>
             {
                 var file = Path.Combine(staging, BackupManifest.ConfigFile);
                 Directory.CreateDirectory(Path.GetDirectoryName(file)!);
                 await File.WriteAllBytesAsync(file, RedactedConfiguration.Serialize(request.Configuration), cancellationToken);
             });
+            await WhenAllAsync(dump, csv, domains, config);
+            await snapshot.CommitAsync(cancellationToken);
+            var missing = await domains;
 
             var (manifest, size) = await steps.RunAsync("Write the archive", async step =>
             {
@@ -201,8 +204,9 @@ public static partial class BackupCreator
     private static async Task DumpAsync(PgTools tools, string connectionString, string snapshotId, string staging, StepProgress step, CancellationToken cancellationToken)
     {
         var file = Path.Combine(staging, BackupManifest.DumpFile);
-        // -Z0: the archive's gzip compresses the dump once; compressing twice costs time for nothing.
-        string[] args = ["--format=custom", "--compress=0", "--no-password", "--snapshot=" + snapshotId, "--file=" + file];
+        // pg_dump compresses while it waits for the server, which costs no extra time; the archive's
+        // gzip then passes over the compressed dump quickly.
+        string[] args = ["--format=custom", "--no-password", "--snapshot=" + snapshotId, "--file=" + file];
         var (exitCode, output) = await PgTools.RunAsync(tools.PgDump, args, PgTools.Environment(connectionString, ApplicationName), cancellationToken);
         if (exitCode != 0)
         {
@@ -253,29 +257,20 @@ public static partial class BackupCreator
         step.Detail = $"{exports.Length} files, {rows} rows";
     }
 
-    private static async Task<List<Guid>> SaveDomainsAsync(Func<Guid, string?> domainXml, List<Guid> vmIds, string staging, StepProgress step, CancellationToken cancellationToken)
+    private static async Task<List<Guid>> SaveDomainsAsync(
+        Func<IReadOnlyCollection<Guid>, IReadOnlyDictionary<Guid, string>> domainXml, List<Guid> vmIds, string staging, StepProgress step, CancellationToken cancellationToken)
     {
-        var missing = new List<Guid>();
         var dir = Path.Combine(staging, BackupManifest.DomainsDir);
         Directory.CreateDirectory(dir);
-        for (var i = 0; i < vmIds.Count; i++)
+        // libvirt calls block; keep them off the caller's thread.
+        var found = await Task.Run(() => domainXml(vmIds), cancellationToken);
+        foreach (var (id, xml) in found)
         {
-            var id = vmIds[i];
-            // libvirt calls block; keep them off the caller's thread.
-            var xml = await Task.Run(() => domainXml(id), cancellationToken);
-            if (xml is null)
-            {
-                missing.Add(id);
-            }
-            else
-            {
-                await File.WriteAllTextAsync(Path.Combine(dir, $"{id}.xml"), xml, cancellationToken);
-            }
-
-            step.Report((i + 1.0) / vmIds.Count);
+            await File.WriteAllTextAsync(Path.Combine(dir, $"{id}.xml"), xml, cancellationToken);
         }
 
-        step.Detail = $"{vmIds.Count - missing.Count} of {vmIds.Count} VMs" + (missing.Count > 0 ? $"; {missing.Count} without a domain" : "");
+        var missing = vmIds.Where(id => !found.ContainsKey(id)).ToList();
+        step.Detail = $"{found.Count} of {vmIds.Count} VMs" + (missing.Count > 0 ? $"; {missing.Count} without a domain" : "");
         return missing;
     }
 
@@ -291,17 +286,23 @@ public static partial class BackupCreator
         }
     }
 
-    /// <summary>Waits for both; when one failed and cancelled the other, the real failure is the one reported.</summary>
-    private static async Task WhenBothAsync(Task first, Task second)
+    /// <summary>Waits for all; when one failed and cancelled the others, the real failure is the one reported.</summary>
+    private static async Task WhenAllAsync(params Task[] tasks)
     {
         try
         {
-            await Task.WhenAll(first, second);
+            await Task.WhenAll(tasks);
         }
-        catch (Exception) when (new[] { first, second }.FirstOrDefault(t => t.IsFaulted && t.Exception!.InnerException is not OperationCanceledException) is { } failed)
+        catch (Exception) when (tasks.FirstOrDefault(t => t.IsFaulted && t.Exception!.InnerException is not OperationCanceledException) is { } failed)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failed.Exception!.InnerException!);
         }
+    }
+
+    private static async Task<T> CancelOthersOnFailure<T>(Task<T> work, CancellationTokenSource others)
+    {
+        await CancelOthersOnFailure((Task)work, others);
+        return await work;
     }
 
     private static async Task CancelOthersOnFailure(Task work, CancellationTokenSource others)

@@ -24,7 +24,7 @@ public sealed record DrillRequest(
     string BackupDir,
     string ReportDir,
     IConfiguration Configuration,
-    Func<Guid, string?> DomainXml,
+    Func<IReadOnlyCollection<Guid>, IReadOnlyDictionary<Guid, string>> DomainXml,
     BackupOptions Options,
     IDictionary<string, string?> InstanceSettings);
 

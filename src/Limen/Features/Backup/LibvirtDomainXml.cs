@@ -7,7 +7,7 @@ namespace Limen.Features.Backup;
 
 /// <summary>
 /// VMs' domain XML for the archive, read over a read-only libvirt connection (a backup never
-/// changes libvirt). The connection opens on the first VM, so a database without VMs needs no libvirt.
+/// changes libvirt). A database without VMs needs no libvirt at all.
 /// </summary>
 public sealed class LibvirtDomainXml : IDisposable
 {
@@ -21,14 +21,37 @@ public sealed class LibvirtDomainXml : IDisposable
         hypervisor = new Hypervisor(Options.Create(options), NullLogger<Hypervisor>.Instance);
     }
 
-    /// <summary>The persistent (inactive) definition — what a redefine needs — or null when the VM has no domain.</summary>
-    public static string? Read(Hypervisor hypervisor, Guid vmId) => hypervisor.Run(c =>
+    /// <summary>
+    /// The persistent (inactive) definition — what a redefine needs — of each of <paramref name="vmIds"/>
+    /// that has a domain; one listing instead of a lookup per VM.
+    /// </summary>
+    public static IReadOnlyDictionary<Guid, string> Read(Hypervisor hypervisor, IReadOnlyCollection<Guid> vmIds)
     {
-        using var domain = c.LookupDomainByUuid(vmId);
-        return domain?.GetXmlDesc(DomainXmlFlags.Inactive);
-    });
+        if (vmIds.Count == 0)
+        {
+            return new Dictionary<Guid, string>();
+        }
 
-    public string? Read(Guid vmId) => Read(hypervisor, vmId);
+        var wanted = vmIds.ToHashSet();
+        return hypervisor.Run(c =>
+        {
+            var found = new Dictionary<Guid, string>();
+            foreach (var domain in c.ListAllDomains())
+            {
+                using (domain)
+                {
+                    if (wanted.Contains(domain.Uuid))
+                    {
+                        found[domain.Uuid] = domain.GetXmlDesc(DomainXmlFlags.Inactive);
+                    }
+                }
+            }
+
+            return found;
+        });
+    }
+
+    public IReadOnlyDictionary<Guid, string> Read(IReadOnlyCollection<Guid> vmIds) => Read(hypervisor, vmIds);
 
     public void Dispose() => hypervisor.Dispose();
 }
