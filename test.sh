@@ -3,7 +3,7 @@
 # and end with "N passed, N failed". Safe to run again.
 source "$(dirname "$0")/scripts/lib.sh"
 
-apt_install curl postgresql postgresql-client prometheus prometheus-alertmanager
+apt_install curl postgresql postgresql-client prometheus prometheus-alertmanager chromium
 start_postgres
 start_libvirt
 build_guest
@@ -11,6 +11,7 @@ sweep_test_leftovers
 export LIMEN_TEST_DATABASE_URL=$(cat "$LIMEN_STATE_DIR/database-url")
 
 ensure_dotnet
+ensure_npm
 log "Building the solution"
 dotnet build "$REPO_ROOT/Limen.slnx" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
 

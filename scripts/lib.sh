@@ -29,6 +29,12 @@ ensure_dotnet() {
   command -v dotnet >/dev/null || { echo "The .NET 10 SDK is required (https://dot.net); it is not an apt package on Debian 12." >&2; exit 1; }
 }
 
+# ensure_npm: the build installs the console's noVNC with npm ci. Any npm will do; Debian's only
+# when none is there (a nodejs from elsewhere already brings its own, which Debian's would conflict with).
+ensure_npm() {
+  command -v npm >/dev/null || apt_install npm
+}
+
 state_dir() {
   mkdir -p "$LIMEN_STATE_DIR"
   # 0711: PostgreSQL (another user) must reach its data folder inside; nobody may list the secrets.
@@ -83,6 +89,7 @@ start_postgres() {
 
 build_limen() {
   ensure_dotnet
+  ensure_npm
   log "Building Limen"
   dotnet build "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
 }

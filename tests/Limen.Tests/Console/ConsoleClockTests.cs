@@ -6,17 +6,23 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Limen.Tests.RemoteConsole;
 
-public sealed class ClockServerFixture : IAsyncLifetime
+/// <summary>
+/// Ticket expiry, the idle timeout and the maximum duration, on a server whose clock the test moves
+/// forward: the sweep runs every second of real time and judges by the server's clock, so
+/// "16 minutes idle" takes a second to test and is the same code path as in production.
+/// Each test has its own server: once the clock has jumped, new access tokens would not be valid yet
+/// by the real time that JWT validation uses.
+/// </summary>
+public sealed class ConsoleClockTests : IAsyncLifetime
 {
+    private readonly ShiftableClock clock = new();
     private LimenTestServer? server;
 
-    public ShiftableClock Clock { get; } = new();
-
-    public LimenTestServer Server => server ?? throw new InvalidOperationException("not started");
+    private LimenTestServer Server => server ?? throw new InvalidOperationException("not started");
 
     public async Task InitializeAsync() => server = await LimenTestServer.StartAsync(
         new Dictionary<string, string?> { ["Limen:Console:SweepSeconds"] = "1" },
-        services => services.AddSingleton<TimeProvider>(Clock));
+        services => services.AddSingleton<TimeProvider>(clock));
 
     public async Task DisposeAsync()
     {
@@ -25,17 +31,6 @@ public sealed class ClockServerFixture : IAsyncLifetime
             await server.DisposeAsync();
         }
     }
-}
-
-/// <summary>
-/// Ticket expiry, the idle timeout and the maximum duration, on a server whose clock the test moves
-/// forward: the sweep runs every second of real time and judges by the server's clock, so
-/// "16 minutes idle" takes a second to test and is the same code path as in production.
-/// Tokens are taken before the clock moves (signed tokens carry real-time validity).
-/// </summary>
-public sealed class ConsoleClockTests(ClockServerFixture fixture) : IClassFixture<ClockServerFixture>
-{
-    private LimenTestServer Server => fixture.Server;
 
     private async Task<(HttpClient Client, Guid Vm, FakeVncServer Vnc)> VmAsync(string username)
     {
@@ -56,7 +51,7 @@ public sealed class ConsoleClockTests(ClockServerFixture fixture) : IClassFixtur
         var (ticket, _) = await ConsoleKit.TicketAsync(client, vm);
         var (fresh, freshUrl) = await ConsoleKit.TicketAsync(client, vm);
 
-        fixture.Clock.Advance(TimeSpan.FromSeconds(31));
+        clock.Advance(TimeSpan.FromSeconds(31));
 
         var refused = await ConsoleKit.RefusedUpgradeAsync(Server, vm, ticket);
         var problem = await ProblemAssert.IsProblem(refused, HttpStatusCode.Unauthorized, ConsoleProblems.TicketRejected);
@@ -77,14 +72,14 @@ public sealed class ConsoleClockTests(ClockServerFixture fixture) : IClassFixtur
         using var socket = await ConsoleKit.OpenAsync(url);
         await ConsoleKit.ReadExactAsync(socket, 12);
 
-        fixture.Clock.Advance(TimeSpan.FromMinutes(14));
+        clock.Advance(TimeSpan.FromMinutes(14));
         await socket.SendAsync(new byte[] { 1, 2, 3 }, WebSocketMessageType.Binary, true, CancellationToken.None);
         await ConsoleKit.ReadExactAsync(socket, 3);
-        fixture.Clock.Advance(TimeSpan.FromMinutes(14));
+        clock.Advance(TimeSpan.FromMinutes(14));
         await Task.Delay(2500);     // two sweeps: 28 minutes in, 14 since the input — still open
         Assert.Equal(1, await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND ended_at IS NULL"));
 
-        fixture.Clock.Advance(TimeSpan.FromMinutes(2));
+        clock.Advance(TimeSpan.FromMinutes(2));
 
         var (status, reason) = await ConsoleKit.ReadCloseAsync(socket, TimeSpan.FromSeconds(10));
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
@@ -106,14 +101,14 @@ public sealed class ConsoleClockTests(ClockServerFixture fixture) : IClassFixtur
         // Input every 10 minutes, so the idle limit never applies.
         for (var minutes = 10; minutes < 240; minutes += 10)
         {
-            fixture.Clock.Advance(TimeSpan.FromMinutes(10));
+            clock.Advance(TimeSpan.FromMinutes(10));
             await socket.SendAsync(new byte[] { 7 }, WebSocketMessageType.Binary, true, CancellationToken.None);
             await ConsoleKit.ReadExactAsync(socket, 1);
         }
 
         await Task.Delay(1500);
         Assert.Equal(1, await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND ended_at IS NULL"));
-        fixture.Clock.Advance(TimeSpan.FromMinutes(10));
+        clock.Advance(TimeSpan.FromMinutes(10));
         await socket.SendAsync(new byte[] { 7 }, WebSocketMessageType.Binary, true, CancellationToken.None);
 
         var (status, reason) = await ConsoleKit.ReadCloseAsync(socket, TimeSpan.FromSeconds(10));

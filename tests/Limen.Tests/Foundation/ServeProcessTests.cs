@@ -17,7 +17,7 @@ public sealed class ServeProcessTests
         var stateDir = Directory.CreateTempSubdirectory("limen-test-state-").FullName;
         try
         {
-            var port = LimenProcess.FreePort();
+            var port = Ports.Free();
             var environment = new Dictionary<string, string>
             {
                 ["LIMEN_STATE_DIR"] = stateDir,
@@ -82,7 +82,7 @@ public sealed class ServeProcessTests
             Assert.Equal(0, await database.ScalarAsync("SELECT count(*) FROM users"));
 
             environment["LIMEN_ADMIN_PASSWORD"] = "short";
-            environment["LIMEN_URLS"] = $"http://127.0.0.1:{LimenProcess.FreePort()}";
+            environment["LIMEN_URLS"] = $"http://127.0.0.1:{Ports.Free()}";
             var (refused, why) = await LimenProcess.RunAsync(environment, "serve");
             Assert.NotEqual(0, refused);
             Assert.Contains("LIMEN_ADMIN_PASSWORD is not acceptable", why, StringComparison.Ordinal);

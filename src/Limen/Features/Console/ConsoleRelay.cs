@@ -12,7 +12,7 @@ namespace Limen.Features.RemoteConsole;
 /// </summary>
 public sealed class ConsoleRelay(WebSocket client, Socket vnc, LiveConsoleSession session, TimeProvider clock, ConsoleMetrics metrics)
 {
-    public const int BufferBytes = 64 * 1024;
+    public const int BufferBytes = 128 * 1024;
 
     /// <summary>How long a closing side gets to finish its part of the close before it is cut off.</summary>
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(2);
@@ -136,6 +136,14 @@ public sealed class ConsoleRelay(WebSocket client, Socket vnc, LiveConsoleSessio
             if (read == 0)
             {
                 return ConsoleEndReasons.VncClosed;
+            }
+
+            // Take what else has already arrived into the same frame: each WebSocket message costs a
+            // trip through Kestrel's output, and a framebuffer update comes in many TCP segments.
+            // Only bytes already here, so a lone small message is never held back.
+            while (read < buffer.Length && vnc.Available > 0)
+            {
+                read += vnc.Receive(buffer.AsSpan(read), SocketFlags.None);
             }
 
             try

@@ -168,18 +168,21 @@ public sealed class ConsoleSessions
                 .SetProperty(s => s.EndedAt, now)
                 .SetProperty(s => s.EndReason, reason)
                 .SetProperty(s => s.LastActivityAt, session.LastActivity));
+            await audit.RecordAsync(new AuditEvent("console.session.end", AuditResults.Success, "vm", session.VmId.ToString(),
+                Details: new { session_id = session.Id, reason, seconds = (int)(now - session.StartedAt).TotalSeconds },
+                UserId: user.Id, Username: user.Username));
         }
         catch (Exception e) when (Web.ProblemExceptionHandler.IsDatabaseUnavailable(e))
         {
             // The row stays open; the next start closes it as server_restart. The log keeps the truth.
             logger.LogWarning("Console session {SessionId} ended ({Reason}) but could not be recorded: {Message}", session.Id, reason, e.GetBaseException().Message);
         }
-
-        await audit.RecordAsync(new AuditEvent("console.session.end", AuditResults.Success, "vm", session.VmId.ToString(),
-            Details: new { session_id = session.Id, reason, seconds = (int)(now - session.StartedAt).TotalSeconds },
-            UserId: user.Id, Username: user.Username));
-        session.MarkFinished();
-        session.Dispose();
+        finally
+        {
+            // Whoever waits for the end (an admin's DELETE) must not wait on a failed write.
+            session.MarkFinished();
+            session.Dispose();
+        }
     }
 
     /// <summary>Ends a session relayed here; false when no such session is live on this server.</summary>

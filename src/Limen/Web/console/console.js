@@ -84,6 +84,7 @@ async function connect() {
   });
   current.addEventListener('disconnect', () => {
     if (rfb !== current) return;            // replaced on purpose
+    rfb = null;
     $('ctrl-alt-del').disabled = true;
     if (closeEvent && closeEvent.code === POLICY_CLOSE) {
       status(`Session ended by the server (${closeEvent.reason || 'policy'}). Use Reconnect to start a new one.`, 'ended');
