@@ -92,12 +92,13 @@ Sizes: archive $((archive_size / 1024)) KiB (dump, CSVs, manifest, config; one g
 What the Limen side does on top: backup — row counts and CSV exports (users, VMs, snapshots, audit log)
 in the same exported snapshot as pg_dump, domain XML, redacted config, sha256 of every file, the tar.gz
 written under a temporary name and renamed; restore — decompresses and checks every checksum before
-touching the target, loads in one transaction (pg_restore | psql), compares row counts, checks migrations.
-The dump keeps pg_dump's own compression (done while pg_dump waits for the server); the archive's
-gzip (level 1) compresses mainly the CSVs. The CSV exports, domain XML and configuration run beside
+touching the target (the target is only read meanwhile), loads in one transaction (pg_restore | psql),
+compares row counts, checks migrations. The dump is written uncompressed (\`pg_dump -Fc -Z0\`) and
+the archive's single gzip pass (level 1) compresses dump and CSVs together, so nothing is compressed
+twice and pg_restore inflates nothing. The CSV exports, domain XML and configuration run beside
 pg_dump, so the backup's extra cost is the second read of the data for the CSVs (competing with
-pg_dump for the same CPUs), compressing them, hashing, and a fixed ~0.5 s (process, host, first
-connections); the restore's is the verification pass before anything is touched (~0.4 s here) and
+pg_dump for the same CPUs), compressing everything once, hashing, and a fixed ~0.4 s (process,
+host, first connection); the restore's is the verification pass before anything is touched and
 the same fixed cost. Both extras are partly fixed, so the ratios shrink as the database grows.
 
 Where the time went in the last round (Limen's own step timings):

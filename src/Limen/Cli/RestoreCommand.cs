@@ -47,9 +47,23 @@ public static class RestoreCommand
                 var options = BackupOptions.From(configuration);
                 var target = parse.GetValue(database) is { } url ? DatabaseConnection.FromUrl(url) : DatabaseConnection.Resolve(configuration);
 
-                // Everything about the archive is checked before the target is even looked at.
-                using var verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, steps, signals.Token));
-                var state = await RestoreRunner.InspectAsync(target, signals.Token);
+                // The target is only read (never written) while the archive is verified, so both run
+                // together; an archive problem is reported first, whatever the target's state.
+                var inspecting = RestoreRunner.InspectAsync(target, signals.Token);
+                ExtractedArchive verified;
+                try
+                {
+                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, steps, signals.Token));
+                }
+                catch
+                {
+                    // Observed so that an unreachable target does not also surface as an unobserved task exception.
+                    await inspecting.ContinueWith(_ => { }, TaskScheduler.Default);
+                    throw;
+                }
+
+                using var verifiedArchive = verified;
+                var state = await inspecting;
                 var confirmed = parse.GetValue(yes);
                 if (!confirmed && !state.IsEmpty && (state.ServeConnections == 0 || parse.GetValue(force)))
                 {
@@ -66,7 +80,7 @@ public static class RestoreCommand
                 var hypervisor = configuration.GetSection(HypervisorOptions.Section).Get<HypervisorOptions>() ?? new HypervisorOptions();
                 var request = new RestoreRequest(target, confirmed, parse.GetValue(force), options.PgBinDir,
                     parse.GetValue(redefine) ? hypervisor.Uri : null, parse.GetValue(withConfig) ? configuration.GetLimenOptions().FullStateDir : null);
-                var result = await Steps.OnConsoleAsync(steps => RestoreRunner.RestoreAsync(verified, request, steps, TimeProvider.System, signals.Token));
+                var result = await Steps.OnConsoleAsync(steps => RestoreRunner.RestoreAsync(verified, request, steps, TimeProvider.System, signals.Token, state));
                 Console.WriteLine($"Restored {verified.ArchivePath} into {DatabaseConnection.Describe(target)} in {result.Duration.TotalSeconds:0.0} s: " +
                     $"{result.RowCounts.Sum(c => c.Restored)} rows in {result.RowCounts.Count} tables match the manifest" +
                     (result.AppliedMigrations.Count > 0 ? $"; migrated forward ({string.Join(", ", result.AppliedMigrations)})" : "") + ".");

@@ -23,7 +23,7 @@ public sealed record RestoreResult(
     IReadOnlyList<RowCountCheck> RowCounts, IReadOnlyList<string> AppliedMigrations, TimeSpan Duration, IReadOnlyList<Guid> RedefinedDomains, string? ConfigPath);
 
 /// <summary>What is in the target database now: decides whether restore may go ahead.</summary>
-public sealed record TargetState(string Database, IReadOnlyList<string> Relations, int ServeConnections)
+public sealed record TargetState(string Database, IReadOnlyList<string> Relations, int ServeConnections, int ServerMajor)
 {
     public bool IsEmpty => Relations.Count == 0;
 }
@@ -94,7 +94,7 @@ public static class RestoreRunner
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = @name AND pid <> pg_backend_pid()", connection);
         serve.Parameters.AddWithValue("name", Hosting.LimenServer.DatabaseApplicationName);
         var serveConnections = Convert.ToInt32(await serve.ExecuteScalarAsync(cancellationToken), System.Globalization.CultureInfo.InvariantCulture);
-        return new TargetState(connection.Database, relations, serveConnections);
+        return new TargetState(connection.Database, relations, serveConnections, connection.PostgreSqlVersion.Major);
     }
 
     /// <summary>Why restore must not go ahead on <paramref name="target"/>, or null.</summary>
@@ -107,24 +107,25 @@ public static class RestoreRunner
                   "restoring replaces all of its data. Re-run with --yes to replace it (on a terminal, restore asks you to type the database name)."
                 : null;
 
-    public static async Task<RestoreResult> RestoreAsync(ExtractedArchive archive, RestoreRequest request, Steps steps, TimeProvider clock, CancellationToken cancellationToken)
+    /// <param name="inspected">
+    /// The target as the caller already read it (InspectAsync, e.g. while the archive was being
+    /// verified); null reads it here. Either way the refusal rules are applied before anything is written.
+    /// </param>
+    public static async Task<RestoreResult> RestoreAsync(
+        ExtractedArchive archive, RestoreRequest request, Steps steps, TimeProvider clock, CancellationToken cancellationToken, TargetState? inspected = null)
     {
         var started = Stopwatch.GetTimestamp();
         var startedAt = clock.GetUtcNow();
         var connectionString = WithApplicationName(request.TargetConnectionString);
         var tools = await steps.RunAsync("Check the target database", async step =>
         {
-            var state = await InspectAsync(connectionString, cancellationToken);
+            var state = inspected ?? await InspectAsync(connectionString, cancellationToken);
             if (Refusal(state, request.Confirmed, request.Force) is { } refusal)
             {
                 throw new RestoreRefusedException(refusal);
             }
 
-            await using var connection = new NpgsqlConnection(connectionString);
-            await connection.OpenAsync(cancellationToken);
-            await using var version = new NpgsqlCommand("SHOW server_version_num", connection);
-            var major = int.Parse((string)(await version.ExecuteScalarAsync(cancellationToken))!, System.Globalization.CultureInfo.InvariantCulture) / 10000;
-            var found = await PgTools.ResolveAsync(request.PgBinDir, major, cancellationToken);
+            var found = await PgTools.ResolveAsync(request.PgBinDir, state.ServerMajor, cancellationToken);
             step.Detail = $"{DatabaseConnection.Describe(connectionString)}: " + (state.IsEmpty ? "empty" : $"replacing {state.Relations.Count} relations")
                 + (state.ServeConnections > 0 ? $", {state.ServeConnections} limen serve connection(s) (--force)" : "");
             return found;
