@@ -87,29 +87,23 @@ public sealed unsafe class LibvirtConnection : IDisposable
     }
 
     /// <summary>Cumulative host CPU times in ns over all CPUs: keys such as kernel, user, idle, iowait.</summary>
-    public IReadOnlyDictionary<string, ulong> GetNodeCpuStats()
-    {
-        const int allCpus = -1; // VIR_NODE_CPU_STATS_ALL_CPUS
-        int count = 0;
-        Native.Check(NativeMethods.virNodeGetCPUStats(handle, allCpus, null, ref count, 0));
-        var entries = new VirNodeStatsEntry[count];
-        fixed (VirNodeStatsEntry* p = entries)
-        {
-            Native.Check(NativeMethods.virNodeGetCPUStats(handle, allCpus, p, ref count, 0));
-        }
-        return ToDictionary(entries.AsSpan(0, count));
-    }
+    public IReadOnlyDictionary<string, ulong> GetNodeCpuStats() =>
+        ReadNodeStats(&NativeMethods.virNodeGetCPUStats, -1, nameof(NativeMethods.virNodeGetCPUStats)); // VIR_NODE_CPU_STATS_ALL_CPUS
 
     /// <summary>Host memory in KiB over all NUMA cells: keys total, free, buffers, cached.</summary>
-    public IReadOnlyDictionary<string, ulong> GetNodeMemoryStats()
+    public IReadOnlyDictionary<string, ulong> GetNodeMemoryStats() =>
+        ReadNodeStats(&NativeMethods.virNodeGetMemoryStats, -1, nameof(NativeMethods.virNodeGetMemoryStats)); // VIR_NODE_MEMORY_STATS_ALL_CELLS
+
+    /// <summary>Both node-stats calls work alike: ask for the count, then fill an array of that size.</summary>
+    private Dictionary<string, ulong> ReadNodeStats(
+        delegate*<ConnectHandle, int, VirNodeStatsEntry*, ref int, uint, int> call, int which, string function)
     {
-        const int allCells = -1; // VIR_NODE_MEMORY_STATS_ALL_CELLS
         int count = 0;
-        Native.Check(NativeMethods.virNodeGetMemoryStats(handle, allCells, null, ref count, 0));
+        Native.Check(call(handle, which, null, ref count, 0), function);
         var entries = new VirNodeStatsEntry[count];
         fixed (VirNodeStatsEntry* p = entries)
         {
-            Native.Check(NativeMethods.virNodeGetMemoryStats(handle, allCells, p, ref count, 0));
+            Native.Check(call(handle, which, p, ref count, 0), function);
         }
         return ToDictionary(entries.AsSpan(0, count));
     }

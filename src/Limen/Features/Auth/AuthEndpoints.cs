@@ -71,7 +71,7 @@ public static class AuthEndpoints
         }
 
         var refresh = await refreshTokens.IssueAsync(user!.Id, familyId: null, cancellationToken);
-        SetRefreshCookie(http, refresh);
+        SetRefreshCookie(http, refresh, refreshTokens.Lifetime);
         await audit.RecordAsync(new AuditEvent("auth.login", AuditResults.Success, "user", user.Id.ToString(),
             UserId: user.Id, Username: user.Username), cancellationToken);
         return TypedResults.Ok(new TokenResponse(accessTokens.Issue(user), accessTokens.LifetimeSeconds, "Bearer"));
@@ -100,7 +100,7 @@ public static class AuthEndpoints
                 : "The refresh token is invalid or expired.");
         }
 
-        SetRefreshCookie(http, fresh!);
+        SetRefreshCookie(http, fresh!, refreshTokens.Lifetime);
         await audit.RecordAsync(new AuditEvent("auth.refresh", AuditResults.Success, "user", user.Id.ToString(),
             UserId: user.Id, Username: user.Username), cancellationToken);
         return TypedResults.Ok(new TokenResponse(accessTokens.Issue(user), accessTokens.LifetimeSeconds, "Bearer"));
@@ -154,16 +154,17 @@ public static class AuthEndpoints
         return TypedResults.NoContent();
     }
 
-    private static void SetRefreshCookie(HttpContext http, string secret) =>
-        http.Response.Cookies.Append(RefreshCookie, secret, CookieOptions(http));
+    private static void SetRefreshCookie(HttpContext http, string secret, TimeSpan lifetime) =>
+        http.Response.Cookies.Append(RefreshCookie, secret, CookieOptions(http, lifetime));
 
-    private static CookieOptions CookieOptions(HttpContext http) => new()
+    /// <param name="maxAge">How long the browser keeps it; none when the cookie is being deleted.</param>
+    private static CookieOptions CookieOptions(HttpContext http, TimeSpan? maxAge = null) => new()
     {
         HttpOnly = true,
         SameSite = SameSiteMode.Strict,
         Secure = http.Request.IsHttps,
         Path = "/api/auth",
-        MaxAge = TimeSpan.FromDays(http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.AuthOptions>>().Value.RefreshTokenDays),
+        MaxAge = maxAge,
     };
 }
 

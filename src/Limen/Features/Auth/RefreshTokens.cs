@@ -19,6 +19,8 @@ public enum RefreshOutcome
 /// </summary>
 public sealed class RefreshTokens(LimenDbContext db, IOptions<AuthOptions> options, TimeProvider clock)
 {
+    public TimeSpan Lifetime => TimeSpan.FromDays(options.Value.RefreshTokenDays);
+
     public async Task<string> IssueAsync(Guid userId, Guid? familyId, CancellationToken cancellationToken)
     {
         var secret = Base64Url(RandomNumberGenerator.GetBytes(32));
@@ -30,7 +32,7 @@ public sealed class RefreshTokens(LimenDbContext db, IOptions<AuthOptions> optio
             FamilyId = familyId ?? Guid.NewGuid(),
             TokenHash = Hash(secret),
             CreatedAt = now,
-            ExpiresAt = now.AddDays(options.Value.RefreshTokenDays),
+            ExpiresAt = now + Lifetime,
         });
         await db.SaveChangesAsync(cancellationToken);
         return secret;
