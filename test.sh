@@ -9,6 +9,8 @@ start_libvirt
 build_guest
 sweep_test_leftovers
 export LIMEN_TEST_DATABASE_URL=$(cat "$LIMEN_STATE_DIR/database-url")
+# --setup-only: prepare the machine and stop (.ci/run runs the set-up twice to prove it idempotent).
+[ "${1:-}" = --setup-only ] && { log "Set-up done"; exit 0; }
 
 ensure_dotnet
 ensure_npm
