@@ -134,14 +134,24 @@ public static class LimenServer
         return services;
     }
 
+    /// <summary>
+    /// Strict JSON for the API: the web defaults read numbers from strings and match member names
+    /// in any case, and the last of duplicate keys silently wins — each lets a client's mistake
+    /// through as something else. Here a number is a JSON number, a member name matches exactly,
+    /// duplicates and unknown members are refused, and strings follow <see cref="TextInput"/>.
+    /// </summary>
     public static void ConfigureJson(JsonSerializerOptions json)
     {
         json.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower;
         json.DictionaryKeyPolicy = JsonNamingPolicy.SnakeCaseLower;
+        json.PropertyNameCaseInsensitive = false;
+        json.NumberHandling = JsonNumberHandling.Strict;
+        json.AllowDuplicateProperties = false;
         json.UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow;
         json.RespectNullableAnnotations = true;
         json.RespectRequiredConstructorParameters = true;
         json.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+        json.Converters.Add(new TextInputJsonConverter());
     }
 
     private static void UseLimenPipeline(this WebApplication app, LimenOptions options)
@@ -151,13 +161,10 @@ public static class LimenServer
             app.UseForwardedHeaders();
         }
 
+        app.UseRequestIdHeader();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.Use((context, next) =>
-        {
-            context.Response.Headers["X-Request-Id"] = context.TraceIdentifier;
-            return next(context);
-        });
+        app.UseMiddleware<QueryTextMiddleware>();
         app.UseWebSockets();
         app.UseRouting();
         app.UseMiddleware<HttpMetricsMiddleware>();

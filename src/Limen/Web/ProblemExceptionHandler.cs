@@ -10,7 +10,7 @@ namespace Limen.Web;
 /// Turns exceptions into problem+json: binding errors into 4xx naming the field, a lost database
 /// into 503, anything else into a 500 that shows internals only in Development.
 /// </summary>
-public sealed partial class ProblemExceptionHandler(IProblemDetailsService problems, IHostEnvironment environment,
+public sealed class ProblemExceptionHandler(IProblemDetailsService problems, IHostEnvironment environment,
     ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
@@ -47,9 +47,16 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
     {
         switch (exception)
         {
+            case BadHttpRequestException { InnerException: TextInputException text }:
+                {
+                    var field = ApiLanguage.MemberName(text.Path);
+                    var problem = New(400, Problems.Validation, "Invalid request", $"{field} {text.Problem}");
+                    problem.Extensions["field"] = field;
+                    return problem;
+                }
             case BadHttpRequestException { InnerException: JsonException json }:
                 {
-                    var problem = New(400, Problems.MalformedRequest, "Malformed request", JsonDetail(json));
+                    var problem = New(400, Problems.MalformedRequest, "Malformed request", ApiLanguage.JsonDetail(json));
                     if (!string.IsNullOrEmpty(json.Path))
                     {
                         problem.Extensions["field"] = json.Path;
@@ -58,7 +65,16 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
                     return problem;
                 }
             case BadHttpRequestException bad:
-                return New(bad.StatusCode, Problems.ForStatus(bad.StatusCode), ReasonPhrase(bad.StatusCode), bad.Message);
+                {
+                    var (field, detail) = ApiLanguage.BindingDetail(bad);
+                    var problem = New(bad.StatusCode, Problems.ForStatus(bad.StatusCode), ReasonPhrase(bad.StatusCode), detail);
+                    if (field is not null)
+                    {
+                        problem.Extensions["field"] = field;
+                    }
+
+                    return problem;
+                }
             case Features.Hosts.HypervisorUnavailableException e:
                 return New(503, Problems.HypervisorUnavailable, "Hypervisor unavailable", e.Message);
             case Exception e when IsDatabaseUnavailable(e):
@@ -92,19 +108,6 @@ public sealed partial class ProblemExceptionHandler(IProblemDetailsService probl
         _ when IsDatabaseUnavailable(exception) => 503,
         _ => 500,
     };
-
-    // System.Text.Json's messages name our CLR types; a client needs the JSON path and the reason.
-    private static string JsonDetail(JsonException json)
-    {
-        var message = json.Message;
-        var cut = message.IndexOf(" Path:", StringComparison.Ordinal);
-        message = cut > 0 ? message[..cut] : message;
-        message = ClrTypeName().Replace(message, "the request body");
-        return string.IsNullOrEmpty(json.Path) || json.Path == "$" ? message : $"Invalid value at '{json.Path}': {message}";
-    }
-
-    [System.Text.RegularExpressions.GeneratedRegex(@"'?Limen\.[\w.]+'?")]
-    private static partial System.Text.RegularExpressions.Regex ClrTypeName();
 
     private static string ReasonPhrase(int status) =>
         Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? phrase : "Bad request";

@@ -17,6 +17,8 @@ public static class ProblemAssert
         Assert.Equal(type, body.GetProperty("type").GetString());
         Assert.Equal((int)status, body.GetProperty("status").GetInt32());
         Assert.False(string.IsNullOrEmpty(body.GetProperty("title").GetString()));
+        Assert.True(response.Headers.TryGetValues("X-Request-Id", out var ids), $"no X-Request-Id on a {(int)status}: {text}");
+        Assert.Equal(body.GetProperty("request_id").GetString(), Assert.Single(ids));
         return body;
     }
 

@@ -73,7 +73,7 @@ public static class AlertEndpoints
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid("page", problem);
+            return Problems.Invalid(problem.Field, problem.Detail);
         }
 
         var rows = db.Alerts.AsNoTracking();

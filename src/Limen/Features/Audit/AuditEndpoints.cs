@@ -34,7 +34,7 @@ public static class AuditEndpoints
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid("page", problem);
+            return Problems.Invalid(problem.Field, problem.Detail);
         }
 
         if (query.From is { } from && query.To is { } to && from > to)
@@ -69,14 +69,17 @@ public static class AuditEndpoints
             rows = rows.Where(a => a.Result == result);
         }
 
+        // Any ISO 8601 offset is accepted; PostgreSQL's timestamptz takes instants in UTC.
         if (query.From is { } start)
         {
-            rows = rows.Where(a => a.Time >= start);
+            var utcStart = start.ToUniversalTime();
+            rows = rows.Where(a => a.Time >= utcStart);
         }
 
         if (query.To is { } end)
         {
-            rows = rows.Where(a => a.Time <= end);
+            var utcEnd = end.ToUniversalTime();
+            rows = rows.Where(a => a.Time <= utcEnd);
         }
 
         var total = await rows.CountAsync(cancellationToken);

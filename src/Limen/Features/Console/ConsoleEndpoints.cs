@@ -198,7 +198,7 @@ public static class ConsoleEndpoints
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid("page", problem);
+            return Problems.Invalid(problem.Field, problem.Detail);
         }
 
         var rows = db.ConsoleSessions.AsNoTracking();

@@ -182,7 +182,9 @@ public static class ImageEndpoints
     }
 
     private static string? NameProblem(string name) =>
-        name.Trim().Length == 0 || name.Length > 64 || name.Any(char.IsControl) ? "name must be 1 to 64 printable characters." : null;
+        name.Length is 0 or > 64 || TextInput.NameProblem(name) is not null
+            ? "name must be 1 to 64 printable characters on one line, without whitespace at either end."
+            : null;
 
     private static ProblemHttpResult TooLarge(ImageStore store) =>
         Problems.Create(413, Problems.PayloadTooLarge, "Image too large", $"Uploads are limited to {store.MaxUploadBytes} bytes.");

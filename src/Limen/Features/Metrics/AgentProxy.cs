@@ -1,4 +1,6 @@
+using System.Net.Http.Json;
 using Limen.Web;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Metrics;
@@ -49,7 +51,15 @@ public static class AgentProxy
         try
         {
             using var response = await client.GetAsync(target, cancellationToken);
-            // Status, type and body pass through as they are (the agent's own 404/503 are problem+json already).
+            if (response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+            {
+                // The agent's problem, re-issued as ours: its request_id must be this request's, as in X-Request-Id.
+                var problem = await response.Content.ReadFromJsonAsync<ProblemDetails>(cancellationToken);
+                return Problems.Create((int)response.StatusCode, problem?.Type ?? Problems.ForStatus((int)response.StatusCode),
+                    problem?.Title ?? "Agent error", problem?.Detail);
+            }
+
+            // Samples pass through as they are.
             http.Response.StatusCode = (int)response.StatusCode;
             http.Response.ContentType = response.Content.Headers.ContentType?.ToString();
             await response.Content.CopyToAsync(http.Response.Body, cancellationToken);

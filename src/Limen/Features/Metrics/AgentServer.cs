@@ -36,6 +36,7 @@ public static class AgentServer
         builder.Services.ConfigureHttpJsonOptions(json => LimenServer.ConfigureJson(json.SerializerOptions));
 
         var app = builder.Build();
+        app.UseRequestIdHeader();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         var started = TimeProvider.System.GetTimestamp();

@@ -11,7 +11,7 @@ public static partial class AccountRules
     public const int MaxPasswordLength = 256;
 
     /// <summary>ASCII only: no look-alike unicode, no control characters, safe in logs and labels.</summary>
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{2,31}$")]
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9._-]{2,31}\z")]
     private static partial Regex UsernamePattern();
 
     public static string? UsernameProblem(string username) =>

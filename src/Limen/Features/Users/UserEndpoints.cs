@@ -39,7 +39,7 @@ public static class UserEndpoints
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid("page", problem);
+            return Problems.Invalid(problem.Field, problem.Detail);
         }
 
         var total = await db.Users.CountAsync(cancellationToken);
@@ -108,6 +108,11 @@ public static class UserEndpoints
         {
             await audit.RecordAsync(new AuditEvent("user.update", AuditResults.Failure, "user", id.ToString(), "self_lockout"), cancellationToken);
             return Problems.ConflictProblem("You cannot change your own role or disable your own account.");
+        }
+
+        if ((request.Role ?? user.Role) == user.Role && (request.Disabled ?? user.Disabled) == user.Disabled)
+        {
+            return TypedResults.Ok(UserResponse.From(user));
         }
 
         var before = new { role = user.Role, disabled = user.Disabled };

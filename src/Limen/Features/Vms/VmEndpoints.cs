@@ -35,7 +35,7 @@ public static class VmEndpoints
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid("page", problem);
+            return Problems.Invalid(problem.Field, problem.Detail);
         }
 
         var vms = db.Vms.AsNoTracking();

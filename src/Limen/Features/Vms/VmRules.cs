@@ -8,7 +8,7 @@ public static partial class VmRules
     public const int MinMemoryMb = 64;
     public const int MaxDiskGb = 2048;
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\z")]
     private static partial Regex NamePattern();
 
     public static string? NameProblem(string name) => NamePattern().IsMatch(name)

@@ -233,11 +233,20 @@ public sealed class VmService(
             return Problems.NotFoundProblem("The VM");
         }
 
-        var resizes = (request.Vcpus is { } v && v != vm.Vcpus) || (request.MemoryMb is { } m && m != vm.MemoryMb);
+        // Only what differs from the row is a change; sending the current values is a 200 no-op.
+        var newVcpus = request.Vcpus is { } v && v != vm.Vcpus ? v : (int?)null;
+        var newMemoryMb = request.MemoryMb is { } m && m != vm.MemoryMb ? m : (int?)null;
+        var newName = request.Name is { } requestedName && requestedName != vm.Name ? requestedName : null;
+        var resizes = newVcpus is not null || newMemoryMb is not null;
+        if (!resizes && newName is null)
+        {
+            return TypedResults.Ok(VmResponse.From(vm));
+        }
+
         NodeInfo? node = resizes ? await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken) : null;
-        var problem = request.Name is { } name && VmRules.NameProblem(name) is { } n ? Problems.Invalid("name", n)
-            : request.Vcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? Problems.Invalid("vcpus", c)
-            : request.MemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? Problems.Invalid("memory_mb", mm)
+        var problem = newName is { } name && VmRules.NameProblem(name) is { } n ? Problems.Invalid("name", n)
+            : newVcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? Problems.Invalid("vcpus", c)
+            : newMemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? Problems.Invalid("memory_mb", mm)
             : null;
         if (problem is not null)
         {
@@ -252,16 +261,16 @@ public sealed class VmService(
 
         // Growth is checked against the quotas and reserved by the update in the same transaction.
         await using var transaction = resizes ? await db.Database.BeginTransactionAsync(cancellationToken) : null;
-        var growth = new QuotaRequest(Vcpus: (request.Vcpus ?? vm.Vcpus) - vm.Vcpus, MemoryMb: (request.MemoryMb ?? vm.MemoryMb) - vm.MemoryMb);
+        var growth = new QuotaRequest(Vcpus: (newVcpus ?? vm.Vcpus) - vm.Vcpus, MemoryMb: (newMemoryMb ?? vm.MemoryMb) - vm.MemoryMb);
         if (transaction is not null && await quotas.CheckAsync(vm.OwnerId, growth, cancellationToken) is { } denied)
         {
             return denied;
         }
 
         var before = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb };
-        vm.Name = request.Name ?? vm.Name;
-        vm.Vcpus = request.Vcpus ?? vm.Vcpus;
-        vm.MemoryMb = request.MemoryMb ?? vm.MemoryMb;
+        vm.Name = newName ?? vm.Name;
+        vm.Vcpus = newVcpus ?? vm.Vcpus;
+        vm.MemoryMb = newMemoryMb ?? vm.MemoryMb;
         var result = await RedefineAsync(vm, "vm.update", new { before, after = new { name = vm.Name, vcpus = vm.Vcpus, memory_mb = vm.MemoryMb } }, cancellationToken);
         if (transaction is not null)
         {
