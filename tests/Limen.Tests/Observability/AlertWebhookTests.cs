@@ -124,6 +124,9 @@ public sealed class AlertWebhookTests(WebhookServerFixture fixture) : IClassFixt
         { Payload("c000000000000008").Replace("\"labels\": {\"alertname\"", "\"labels\": {\"n\": null, \"alertname\"", StringComparison.Ordinal), Invalid, "$.alerts[0].labels" },
         { Payload("c000000000000009").Replace("\"alerts\": [{", "\"alerts\": [null, {", StringComparison.Ordinal), Invalid, "$.alerts[0]" },
         { Payload("c000000000000010").Replace("\"alerts\": [{", "\"alerts\": [], \"x\": [{", StringComparison.Ordinal), Invalid, "$.alerts" },
+        { Payload("c000000000000011").Replace("\"/var\"", "\"/v\\u0000ar\"", StringComparison.Ordinal), Invalid, "$.alerts[0].labels.mountPoint" },
+        { Payload("c000000000000012").Replace("\"mountPoint\"", "\"mount\\u0000Point\"", StringComparison.Ordinal), Invalid, "$.alerts[0].labels" },
+        { Payload("c000000000000013").Replace("\"status\": \"firing\"", "\"status\": \"firing\", \"status\": \"resolved\"", StringComparison.Ordinal), Malformed, "$.status" },
     };
 
     [Theory]

@@ -48,6 +48,11 @@ public static class AlertEndpoints
         {
             payload = await JsonSerializer.DeserializeAsync<AlertmanagerPayload>(request.Body, AlertmanagerPayload.Json, cancellationToken);
         }
+        catch (TextInputException e)
+        {
+            // Fields of this payload are named by their JSON path, like its other validation problems.
+            return Problems.Invalid(e.Path ?? "$", $"{e.Path} {e.Problem}");
+        }
         catch (JsonException e)
         {
             // The shared exception handler turns this into the usual 400 naming the JSON path.

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Limen.Web;
 
 namespace Limen.Features.Alerts;
 
@@ -23,13 +24,16 @@ public sealed record AlertmanagerPayload(
     /// <summary>
     /// Types, required members and nulls are enforced; members this version does not define are
     /// skipped, because Alertmanager adds fields within version 4 (truncatedAlerts came that way) and
-    /// a refused delivery is an alert lost.
+    /// a refused delivery is an alert lost. Duplicate members and text outside the input policy are
+    /// refused, as everywhere in the API.
     /// </summary>
     public static readonly JsonSerializerOptions Json = new()
     {
         RespectNullableAnnotations = true,
         RespectRequiredConstructorParameters = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
+        AllowDuplicateProperties = false,
+        Converters = { new TextInputJsonConverter() },
     };
 
     /// <summary>The first rule the payload breaks, as (JSON path, reason); null when it is acceptable.</summary>
@@ -101,6 +105,12 @@ public sealed record AlertmanagerAlert(
         if (Labels.Values.Any(v => v is null) || Annotations.Values.Any(v => v is null))
         {
             return (Labels.Values.Any(v => v is null) ? "labels" : "annotations", "label and annotation values must be strings, not null.");
+        }
+
+        // Names are JSON member names, which the string converter never sees.
+        if (Labels.Keys.Concat(Annotations.Keys).FirstOrDefault(k => TextInput.NameProblem(k) is not null) is { } badName)
+        {
+            return (Labels.ContainsKey(badName) ? "labels" : "annotations", "label and annotation names " + TextInput.NameProblem(badName));
         }
 
         if (!Labels.TryGetValue("alertname", out var name) || name.Length is 0 or > 200)
