@@ -60,6 +60,7 @@ public static class LimenServer
         builder.Services.AddLimenCore(builder.Configuration, DatabaseApplicationName);
         builder.Services.AddLimenWeb(options);
         builder.Services.AddHostMetrics(builder.Configuration, options.FullStateDir, sp => sp.GetRequiredService<LimenMetrics>().Host);
+        builder.Services.AddMetricsScrape();
         builder.Services.AddAgentProxy(builder.Configuration);
         builder.Services.AddAlerts(builder.Configuration);
         builder.Services.AddVms(builder.Configuration);
