@@ -59,6 +59,9 @@ public sealed class LimenTestServer : IAsyncDisposable
             ["Limen:Hypervisor:DomainPrefix"] = DomainPrefix,
             ["Limen:Auth:LoginAttemptsPerIpPerMinute"] = "1000",
             ["Limen:Auth:LoginAttemptsPerUserPerMinute"] = "1000",
+            // Tests send many anonymous requests from one address; AnonymousAuditTests sets its own budget.
+            ["Limen:Audit:AnonymousRowsPerIpPerMinute"] = "100000",
+            ["Limen:Audit:AnonymousRowsPerMinute"] = "100000",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "None",
         };
