@@ -59,7 +59,9 @@ public static class LimenServer
 
         builder.Services.AddLimenCore(builder.Configuration, DatabaseApplicationName);
         builder.Services.AddLimenWeb(options);
+        builder.Services.AddAudit(builder.Configuration);
         builder.Services.AddHostMetrics(builder.Configuration, options.FullStateDir, sp => sp.GetRequiredService<LimenMetrics>().Host);
+        builder.Services.AddMetricsScrape();
         builder.Services.AddAgentProxy(builder.Configuration);
         builder.Services.AddAlerts(builder.Configuration);
         builder.Services.AddVms(builder.Configuration);
@@ -93,7 +95,6 @@ public static class LimenServer
         services.AddSingleton<LimenMetrics>();
         services.AddSingleton<DependencyProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<DependencyProbe>());
-        services.AddSingleton<AuditTrail>();
         services.AddSingleton<SigningKeyStore>();
         services.AddSingleton<AccessTokens>();
         services.AddScoped<RefreshTokens>();

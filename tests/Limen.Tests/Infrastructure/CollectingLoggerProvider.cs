@@ -7,22 +7,29 @@ namespace Limen.Tests.Infrastructure;
 public sealed class CollectingLoggerProvider : ILoggerProvider
 {
     private readonly ConcurrentQueue<string> lines = new();
+    private readonly ConcurrentQueue<(LogLevel Level, int EventId, string Message)> entries = new();
 
     public IReadOnlyCollection<string> Lines => lines;
 
-    public ILogger CreateLogger(string categoryName) => new Collector(lines);
+    /// <summary>The same lines with their level and event id, for assertions on [LoggerMessage] logs.</summary>
+    public IReadOnlyCollection<(LogLevel Level, int EventId, string Message)> Entries => entries;
+
+    public ILogger CreateLogger(string categoryName) => new Collector(lines, entries);
 
     public void Dispose()
     {
     }
 
-    private sealed class Collector(ConcurrentQueue<string> lines) : ILogger
+    private sealed class Collector(ConcurrentQueue<string> lines, ConcurrentQueue<(LogLevel, int, string)> entries) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
         public bool IsEnabled(LogLevel logLevel) => true;
 
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
             lines.Enqueue($"{logLevel}: {formatter(state, exception)}{(exception is null ? "" : "\n" + exception)}");
+            entries.Enqueue((logLevel, eventId.Id, formatter(state, exception)));
+        }
     }
 }

@@ -43,6 +43,7 @@ public sealed class LimenTestServer : IAsyncDisposable
     public static async Task<LimenTestServer> StartAsync(
         IDictionary<string, string?>? settings = null, Action<IServiceCollection>? configureServices = null, TestDatabase? database = null)
     {
+        var ownDatabase = database is null;
         database ??= await TestDatabase.CreateAsync();
         var stateDir = Directory.CreateTempSubdirectory("limen-test-state-").FullName;
         // QEMU (as libvirt-qemu) must pass through to the VM disks inside.
@@ -58,6 +59,9 @@ public sealed class LimenTestServer : IAsyncDisposable
             ["Limen:Hypervisor:DomainPrefix"] = DomainPrefix,
             ["Limen:Auth:LoginAttemptsPerIpPerMinute"] = "1000",
             ["Limen:Auth:LoginAttemptsPerUserPerMinute"] = "1000",
+            // Tests send many anonymous requests from one address; AnonymousAuditTests sets its own budget.
+            ["Limen:Audit:AnonymousRowsPerIpPerMinute"] = "100000",
+            ["Limen:Audit:AnonymousRowsPerMinute"] = "100000",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "None",
         };
@@ -66,9 +70,30 @@ public sealed class LimenTestServer : IAsyncDisposable
             overrides[key] = value;
         }
 
-        var app = LimenServer.Build(overrides, configureServices);
-        await LimenStartup.PrepareAsync(app.Services, CancellationToken.None);
-        await app.StartAsync();
+        WebApplication? app = null;
+        try
+        {
+            app = LimenServer.Build(overrides, configureServices);
+            await LimenStartup.PrepareAsync(app.Services, CancellationToken.None);
+            await app.StartAsync();
+        }
+        catch
+        {
+            // A server that refuses to start (tests of bad settings) leaves nothing behind either.
+            if (app is not null)
+            {
+                await app.DisposeAsync();
+            }
+
+            if (ownDatabase)
+            {
+                await database.DisposeAsync();
+            }
+
+            Directory.Delete(stateDir, recursive: true);
+            throw;
+        }
+
         var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         return new LimenTestServer(app, database, stateDir, adminPassword, new Uri(address));
     }

@@ -5,7 +5,7 @@ namespace Limen.Tests.Infrastructure;
 /// <summary>
 /// Real Prometheus and Alertmanager on free loopback ports, running the repo's deploy/ configs
 /// copied to a temp dir with only the overlay deploy/README.md describes: intervals and `for`
-/// shortened, chosen thresholds, the targets, the webhook URL and the token file.
+/// shortened, chosen thresholds, the targets, the webhook URL and the token files.
 /// </summary>
 public sealed class MonitoringStack : IAsyncDisposable
 {
@@ -28,14 +28,16 @@ public sealed class MonitoringStack : IAsyncDisposable
     /// <param name="limenTarget">host:port Prometheus scrapes as job "limen".</param>
     /// <param name="agentTarget">host:port Prometheus scrapes as job "limen-agent".</param>
     /// <param name="webhookUrl">Where Alertmanager delivers (a Limen's /api/alerts/webhook).</param>
+    /// <param name="token">The alert webhook's bearer token (Alertmanager's credentials_file).</param>
+    /// <param name="scrapeToken">Limen's scrape token (Prometheus's credentials_file next to prometheus.yml, as shipped).</param>
     /// <param name="thresholds">limen:threshold:NAME → value overrides.</param>
     public static async Task<MonitoringStack> StartAsync(string limenTarget, string agentTarget, Uri webhookUrl, string token,
-        IReadOnlyDictionary<string, string> thresholds)
+        string scrapeToken, IReadOnlyDictionary<string, string> thresholds)
     {
         var stack = new MonitoringStack(Directory.CreateTempSubdirectory("limen-monitoring-"), Ports.Free(), Ports.Free());
         try
         {
-            await stack.WriteConfigsAsync(limenTarget, agentTarget, webhookUrl, token, thresholds);
+            await stack.WriteConfigsAsync(limenTarget, agentTarget, webhookUrl, token, scrapeToken, thresholds);
             stack.processes.Add(ExternalProcess.Start("prometheus-alertmanager",
                 $"--config.file={Path.Combine(stack.ConfigDir, "alertmanager.yml")}", $"--storage.path={Path.Combine(stack.ConfigDir, "am-data")}",
                 $"--web.listen-address={stack.Alertmanager.Authority}", "--cluster.listen-address="));
@@ -69,7 +71,7 @@ public sealed class MonitoringStack : IAsyncDisposable
         dir.Delete(recursive: true);
     }
 
-    private async Task WriteConfigsAsync(string limenTarget, string agentTarget, Uri webhookUrl, string token,
+    private async Task WriteConfigsAsync(string limenTarget, string agentTarget, Uri webhookUrl, string token, string scrapeToken,
         IReadOnlyDictionary<string, string> thresholds)
     {
         var deploy = Path.Combine(RepoPaths.Root, "deploy");
@@ -81,6 +83,8 @@ public sealed class MonitoringStack : IAsyncDisposable
             ("'127.0.0.1:18443'", $"'{limenTarget}'"),
             ("'127.0.0.1:9000'", $"'{agentTarget}'"),
             ("'127.0.0.1:9093'", $"'{Alertmanager.Authority}'")));
+        // The shipped credentials_file is relative to prometheus.yml: only the file itself is written, no line rewritten.
+        await File.WriteAllTextAsync(Path.Combine(prometheusDir, "limen-scrape-token"), scrapeToken + "\n");
 
         foreach (var rules in Directory.GetFiles(Path.Combine(deploy, "prometheus", "rules"), "*.yml"))
         {

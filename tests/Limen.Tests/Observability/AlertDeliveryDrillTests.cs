@@ -21,6 +21,7 @@ namespace Limen.Tests.Observability;
 public sealed class AlertDeliveryDrillTests
 {
     private const string Token = "drill-webhook-token";
+    private const string ScrapeToken = "drill-scrape-token";
     private const string Host = "127.0.0.1";   // `instance` after the relabelling: host without port
     private const int TmpfsMiB = 16;
     private const int FillMiB = 15;             // 94 % > the shipped 85 % threshold of HighHostDiskUsage
@@ -41,6 +42,9 @@ public sealed class AlertDeliveryDrillTests
 
         var payloads = new ConcurrentQueue<(DateTimeOffset Time, string Body)>();
         await using var disk = await TmpfsMount.MountAsync(TmpfsMiB);
+        var scrapeTokenDir = Directory.CreateTempSubdirectory("limen-test-scrape-token-");
+        var scrapeTokenFile = Path.Combine(scrapeTokenDir.FullName, "token");
+        await File.WriteAllTextAsync(scrapeTokenFile, ScrapeToken);
         await using var receiver = await LimenTestServer.StartAsync(
             new Dictionary<string, string?> { ["Limen:Alerts:WebhookToken"] = Token },
             services => services.AddSingleton<IStartupFilter>(new WebhookRecorder(payloads)));
@@ -49,6 +53,7 @@ public sealed class AlertDeliveryDrillTests
         {
             ["Limen:Metrics:HostSampleSeconds"] = "1",
             ["Limen:Metrics:DiskPath"] = disk.Path,
+            ["Limen:Metrics:ScrapeTokenFile"] = scrapeTokenFile,
         });
         MonitoringStack? stack = null;
         try
@@ -61,12 +66,30 @@ public sealed class AlertDeliveryDrillTests
             }
 
             stack = await MonitoringStack.StartAsync(monitored.BaseAddress.Authority, agent.Address.Authority,
-                new Uri(receiver.BaseAddress, "/api/alerts/webhook"), Token,
+                new Uri(receiver.BaseAddress, "/api/alerts/webhook"), Token, ScrapeToken,
                 // 0.05 failures/s over the 5m window = 15 failures: reachable in seconds, far above an idle server's 0.
                 new Dictionary<string, string> { ["auth_failure_rate"] = "0.05" });
             Note($"Prometheus {stack.Prometheus}, Alertmanager {stack.Alertmanager} ready; monitored {monitored.BaseAddress}, agent {agent.Address}, receiver {receiver.BaseAddress}");
             using var admin = receiver.Client(await receiver.AdminTokenAsync());
             string Diagnostics() => timeline + "\n--- monitoring logs ---\n" + stack.Logs;
+
+            // 0. Prometheus scrapes the monitored server with the shipped credentials_file; nobody else may.
+            using (var anonymous = monitored.Client())
+            {
+                Assert.Equal(401, (int)(await anonymous.GetAsync("/api/metrics")).StatusCode);
+            }
+
+            using (var prometheusApi = new HttpClient { BaseAddress = stack.Prometheus })
+            {
+                await Eventually.WaitAsync(async () =>
+                {
+                    var targets = await prometheusApi.GetFromJsonAsync<JsonElement>("api/v1/targets?state=active");
+                    return targets.GetProperty("data").GetProperty("activeTargets").EnumerateArray()
+                        .Any(t => t.GetProperty("labels").GetProperty("job").GetString() == "limen" && t.GetProperty("health").GetString() == "up");
+                }, Step, "Prometheus to scrape limen serve with the token (job limen up)", Diagnostics);
+            }
+
+            Note("Prometheus scrapes /api/metrics with its credentials_file; an anonymous scrape gets 401");
 
             // 1. `limen alerts test`, the built binary, against the drill's Alertmanager and the receiver's database.
             await using (var command = ExternalProcess.Start("dotnet", LimenBinary(), "alerts", "test",
@@ -185,6 +208,7 @@ public sealed class AlertDeliveryDrillTests
                 }
 
                 await File.WriteAllTextAsync(Path.Combine(artifacts, "timeline.txt"), timeline.ToString());
+                scrapeTokenDir.Delete(recursive: true);
             }
         }
     }

@@ -169,5 +169,70 @@ public sealed class QuotaTests
         await ProblemAssert.IsProblem(await admin.PutAsJsonAsync($"/api/admin/users/{Guid.NewGuid()}/quota", new { max_vms = 1 }), HttpStatusCode.NotFound, Problems.NotFound);
     }
 
+    [Fact]
+    public async Task Deleting_an_override_brings_back_the_derived_default_per_limit_or_all_at_once_and_is_audited()
+    {
+        await using var server = await LimenTestServer.StartAsync();
+        var image = await VmTestKit.RegisterBlankImageAsync(server);
+        var (userId, token) = await server.CreateUserAsync("quota-reset");
+        using var admin = server.Client(await server.AdminTokenAsync());
+        using var client = server.Client(token);
+        var userUrl = $"/api/admin/users/{userId}/quota";
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync(userUrl, new { max_vms = 0, max_vcpus = 2 })).StatusCode);
+        await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/api/vms", new { name = "blocked", vcpus = 1, memory_mb = 64, disk_gb = 1, image_id = image }),
+            HttpStatusCode.Forbidden, Problems.QuotaExceeded);
+
+        // One limit: max_vms is the default again (and enforced as such), max_vcpus keeps its override.
+        var one = (await ProblemAssert.Json(await admin.DeleteAsync($"{userUrl}/max_vms"))).GetProperty("limits");
+        Assert.Equal(10, one.GetProperty("max_vms").GetInt32());
+        Assert.Equal(2, one.GetProperty("max_vcpus").GetInt32());
+        Assert.Equal(HttpStatusCode.Created, (await client.PostAsJsonAsync("/api/vms", new { name = "fits", vcpus = 1, memory_mb = 64, disk_gb = 1, image_id = image })).StatusCode);
+        Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM user_quotas WHERE user_id = '{userId}' AND max_vms IS NULL AND max_vcpus = 2"));
+
+        // All of them: the user's own view shows the configured defaults.
+        Assert.Equal(HttpStatusCode.OK, (await admin.DeleteAsync(userUrl)).StatusCode);
+        var mine = (await ProblemAssert.Json(await client.GetAsync("/api/quota"))).GetProperty("limits");
+        Assert.Equal((10, 16, 32768, 500, 50), (mine.GetProperty("max_vms").GetInt32(), mine.GetProperty("max_vcpus").GetInt32(),
+            mine.GetProperty("max_memory_mb").GetInt32(), mine.GetProperty("max_disk_gb").GetInt32(), mine.GetProperty("max_snapshots").GetInt32()));
+
+        // System-wide: back to what derives from the host and the options.
+        var derived = (await ProblemAssert.Json(await admin.GetAsync("/api/quota"))).GetProperty("system").GetProperty("limits").GetRawText();
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync("/api/admin/quota", new { max_vms = 7, max_vcpus = 3 })).StatusCode);
+        var partly = (await ProblemAssert.Json(await admin.DeleteAsync("/api/admin/quota/max_vcpus"))).GetProperty("limits");
+        Assert.Equal(7, partly.GetProperty("max_vms").GetInt32());
+        Assert.Equal(System.Text.Json.JsonDocument.Parse(derived).RootElement.GetProperty("max_vcpus").GetInt32(), partly.GetProperty("max_vcpus").GetInt32());
+        var reset = await ProblemAssert.Json(await admin.DeleteAsync("/api/admin/quota"));
+        Assert.Equal(derived, reset.GetProperty("limits").GetRawText());
+
+        // Each reset is audited with what it removed.
+        Assert.Equal(2, await server.Database.ScalarAsync($"SELECT count(*) FROM audit_logs WHERE action = 'quota.user.reset' AND target_id = '{userId}' AND result = 'success'"));
+        Assert.Equal(0, await server.Database.ScalarAsync("SELECT (details->'previous'->>'max_vms')::int FROM audit_logs WHERE action = 'quota.user.reset' ORDER BY id LIMIT 1"));
+        Assert.Equal(2, await server.Database.ScalarAsync("SELECT (details->'previous'->>'max_vcpus')::int FROM audit_logs WHERE action = 'quota.user.reset' ORDER BY id DESC LIMIT 1"));
+        Assert.Equal(3, await server.Database.ScalarAsync("SELECT (details->'previous'->>'max_vcpus')::int FROM audit_logs WHERE action = 'quota.system.reset' ORDER BY id LIMIT 1"));
+        Assert.Equal(7, await server.Database.ScalarAsync("SELECT (details->'previous'->>'max_vms')::int FROM audit_logs WHERE action = 'quota.system.reset' ORDER BY id DESC LIMIT 1"));
+    }
+
+    [Fact]
+    public async Task A_reset_by_a_non_admin_of_an_unknown_limit_or_of_an_unknown_user_is_refused_and_changes_nothing()
+    {
+        await using var server = await LimenTestServer.StartAsync();
+        var (userId, token) = await server.CreateUserAsync("quota-keep");
+        using var admin = server.Client(await server.AdminTokenAsync());
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync($"/api/admin/users/{userId}/quota", new { max_vms = 4 })).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PutAsJsonAsync("/api/admin/quota", new { max_vms = 40 })).StatusCode);
+        using var user = server.Client(token);
+
+        await ProblemAssert.IsProblem(await user.DeleteAsync($"/api/admin/users/{userId}/quota"), HttpStatusCode.Forbidden, Problems.Forbidden);
+        await ProblemAssert.IsProblem(await user.DeleteAsync("/api/admin/quota"), HttpStatusCode.Forbidden, Problems.Forbidden);
+        var unknown = await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/admin/users/{userId}/quota/max_cpus"), HttpStatusCode.NotFound, Problems.NotFound);
+        Assert.Contains("max_vcpus", unknown.GetProperty("detail").GetString()!, StringComparison.Ordinal);
+        await ProblemAssert.IsProblem(await admin.DeleteAsync("/api/admin/quota/MAX_VMS"), HttpStatusCode.NotFound, Problems.NotFound);
+        await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/admin/users/{Guid.NewGuid()}/quota"), HttpStatusCode.NotFound, Problems.NotFound);
+
+        Assert.Equal(4, await server.Database.ScalarAsync($"SELECT max_vms FROM user_quotas WHERE user_id = '{userId}'"));
+        Assert.Equal(40, await server.Database.ScalarAsync("SELECT max_vms FROM system_quota"));
+        Assert.Equal(0, await server.Database.ScalarAsync("SELECT count(*) FROM audit_logs WHERE action LIKE 'quota.%.reset'"));
+    }
+
     private const System.Text.Json.JsonValueKind JsonNull = System.Text.Json.JsonValueKind.Null;
 }

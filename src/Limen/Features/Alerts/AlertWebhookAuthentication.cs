@@ -1,10 +1,8 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Encodings.Web;
 using Limen.Features.Metrics;
+using Limen.Web;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Alerts;
@@ -22,10 +20,6 @@ public sealed class AlertWebhookAuthenticationHandler(
     public const string SchemeName = "alertmanager-webhook";
     public const string WebhookPath = "/api/alerts/webhook";
 
-    /// <summary>For JwtBearerOptions.ForwardDefaultSelector: the webhook path is this scheme's.</summary>
-    public static string? ForwardSelector(HttpContext context) =>
-        string.Equals(context.Request.Path.Value?.TrimEnd('/'), WebhookPath, StringComparison.OrdinalIgnoreCase) ? SchemeName : null;
-
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         string? expected;
@@ -33,7 +27,7 @@ public sealed class AlertWebhookAuthenticationHandler(
         {
             expected = alertsOptions.CurrentValue.ResolveToken();
         }
-        catch (IOException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             Logger.LogError("Alert webhook token file unreadable: {Reason}", e.Message);
             expected = null;
@@ -45,18 +39,9 @@ public sealed class AlertWebhookAuthenticationHandler(
             return Task.FromResult(Refuse("The alert webhook is not configured."));
         }
 
-        var header = Request.Headers.Authorization.ToString();
-        const string prefix = "Bearer ";
-        if (!header.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+        if (!MachineCredentials.Presents(Request.Headers.Authorization.ToString(), expected))
         {
-            return Task.FromResult(Refuse("Missing bearer token."));
-        }
-
-        // Hashing first gives both sides one length, so the comparison's time says nothing about the token.
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[prefix.Length..].Trim()));
-        if (!CryptographicOperations.FixedTimeEquals(presented, SHA256.HashData(Encoding.UTF8.GetBytes(expected))))
-        {
-            return Task.FromResult(Refuse("Wrong bearer token."));
+            return Task.FromResult(Refuse("Missing or wrong bearer token."));
         }
 
         var identity = new ClaimsIdentity([new Claim(ClaimTypes.Name, "alertmanager")], SchemeName);
@@ -84,8 +69,7 @@ public static class AlertsRegistration
         services.Configure<AlertsOptions>(configuration.GetSection(AlertsOptions.Section));
         services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, AlertWebhookAuthenticationHandler>(
             AlertWebhookAuthenticationHandler.SchemeName, configureOptions: null);
-        services.PostConfigure<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme,
-            jwt => jwt.ForwardDefaultSelector = AlertWebhookAuthenticationHandler.ForwardSelector);
+        services.ForwardFromJwt(MachineCredentials.ForPath(AlertWebhookAuthenticationHandler.WebhookPath, AlertWebhookAuthenticationHandler.SchemeName));
         return services;
     }
 }

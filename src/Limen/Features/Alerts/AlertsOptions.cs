@@ -12,19 +12,5 @@ public sealed class AlertsOptions
     public string? WebhookTokenFile { get; set; }
 
     /// <summary>The configured token, or null when the webhook is not configured (then every call is refused).</summary>
-    public string? ResolveToken()
-    {
-        if (!string.IsNullOrEmpty(WebhookToken))
-        {
-            return WebhookToken;
-        }
-
-        if (string.IsNullOrEmpty(WebhookTokenFile))
-        {
-            return null;
-        }
-
-        var token = File.ReadAllText(WebhookTokenFile).Trim();
-        return token.Length > 0 ? token : null;
-    }
+    public string? ResolveToken() => Web.MachineCredentials.Resolve(WebhookToken, WebhookTokenFile);
 }

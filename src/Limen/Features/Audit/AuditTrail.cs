@@ -12,6 +12,12 @@ public static class AuditResults
     public const string Denied = "denied";
 }
 
+public static class AuditActions
+{
+    /// <summary>One row standing for the anonymous acts a client sent over its budget in one window.</summary>
+    public const string Suppressed = "audit.suppressed";
+}
+
 /// <summary>One audited act. Actor, request id, client IP and user agent come from the request.</summary>
 public sealed record AuditEvent(
     string Action,
@@ -25,11 +31,12 @@ public sealed record AuditEvent(
 
 /// <summary>
 /// Writes audit rows through a context of its own, so a failed operation whose own changes are
-/// thrown away is still recorded.
+/// thrown away is still recorded. Anonymous acts go through <see cref="AnonymousAuditBudget"/>.
 /// </summary>
 public sealed class AuditTrail(
     IDbContextFactory<LimenDbContext> dbFactory,
     IHttpContextAccessor httpContextAccessor,
+    AnonymousAuditBudget anonymousBudget,
     TimeProvider clock,
     ILogger<AuditTrail> logger)
 {
@@ -57,6 +64,35 @@ public sealed class AuditTrail(
             Details = auditEvent.Details is null ? null : JsonSerializer.Serialize(auditEvent.Details, DetailsJson),
         };
 
+        // Anonymous: a request that proved no identity, about an act that names no user. Anybody can
+        // send those, so they are budgeted per client; what is over budget is counted, not written.
+        if (http is not null && row.UserId is null && !anonymousBudget.TryAdmit(row.ClientIp ?? "unknown", row.Action, row.Time))
+        {
+            return;
+        }
+
+        await WriteAsync(row, cancellationToken);
+    }
+
+    /// <summary>The aggregate row for what <see cref="AnonymousAuditBudget"/> held back in one window.</summary>
+    public Task RecordSuppressedAsync(SuppressedAudit suppressed, CancellationToken cancellationToken) => WriteAsync(new AuditLog
+    {
+        Time = suppressed.WindowEnd,
+        Action = AuditActions.Suppressed,
+        Result = AuditResults.Denied,
+        ErrorCode = "rate_limited",
+        ClientIp = suppressed.ClientIp,
+        Details = JsonSerializer.Serialize(new
+        {
+            window_start = suppressed.WindowStart,
+            window_end = suppressed.WindowEnd,
+            count = suppressed.Count,
+            actions = suppressed.Actions,
+        }, DetailsJson),
+    }, cancellationToken);
+
+    private async Task WriteAsync(AuditLog row, CancellationToken cancellationToken)
+    {
         try
         {
             await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);

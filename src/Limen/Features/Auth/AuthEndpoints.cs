@@ -108,13 +108,15 @@ public static class AuthEndpoints
 
     private static async Task<NoContent> Logout(HttpContext http, RefreshTokens refreshTokens, AuditTrail audit, CancellationToken cancellationToken)
     {
+        Guid? userId = null;
         if (http.Request.Cookies.TryGetValue(RefreshCookie, out var secret) && !string.IsNullOrEmpty(secret))
         {
-            await refreshTokens.RevokeBySecretAsync(secret, cancellationToken);
+            userId = await refreshTokens.RevokeBySecretAsync(secret, cancellationToken);
         }
 
         http.Response.Cookies.Delete(RefreshCookie, CookieOptions(http));
-        await audit.RecordAsync(new AuditEvent("auth.logout", AuditResults.Success), cancellationToken);
+        // A real session names its user; a logout without one is anonymous (and budgeted as such).
+        await audit.RecordAsync(new AuditEvent("auth.logout", AuditResults.Success, UserId: userId), cancellationToken);
         return TypedResults.NoContent();
     }
 

@@ -79,14 +79,18 @@ public sealed class RefreshTokens(LimenDbContext db, IOptions<AuthOptions> optio
         return (RefreshOutcome.Rotated, token.UserId, fresh);
     }
 
-    public async Task RevokeBySecretAsync(string secret, CancellationToken cancellationToken)
+    /// <summary>Revokes the family of the token with this secret; returns its user, or null for a secret that was never issued.</summary>
+    public async Task<Guid?> RevokeBySecretAsync(string secret, CancellationToken cancellationToken)
     {
         var hash = Hash(secret);
-        var family = await db.RefreshTokens.Where(t => t.TokenHash == hash).Select(t => (Guid?)t.FamilyId).FirstOrDefaultAsync(cancellationToken);
-        if (family is { } id)
+        var token = await db.RefreshTokens.Where(t => t.TokenHash == hash).Select(t => new { t.FamilyId, t.UserId }).FirstOrDefaultAsync(cancellationToken);
+        if (token is null)
         {
-            await RevokeFamilyAsync(id, cancellationToken);
+            return null;
         }
+
+        await RevokeFamilyAsync(token.FamilyId, cancellationToken);
+        return token.UserId;
     }
 
     public Task<int> RevokeAllForUserAsync(Guid userId, CancellationToken cancellationToken)

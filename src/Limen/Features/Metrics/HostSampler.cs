@@ -11,6 +11,21 @@ public sealed class MetricsOptions
     /// <summary>A path on the file system whose usage host_disk_usage_percent reports (the one holding VM disks).
     /// Default: the state directory for `limen serve`, / for `limen agent`.</summary>
     public string? DiskPath { get; set; }
+
+    /// <summary>`limen serve` only: the bearer token /api/metrics then requires of every scraper (Prometheus's credentials_file).</summary>
+    public string? ScrapeToken { get; set; }
+
+    /// <summary>A file holding the scrape token instead; read on every scrape, so rotating it needs no restart.</summary>
+    public string? ScrapeTokenFile { get; set; }
+
+    /// <summary>
+    /// Without a scrape token, who may scrape besides loopback: CIDR networks ("10.0.0.0/8", "fd00::/8").
+    /// Ignored once a token is configured (then the token alone decides).
+    /// </summary>
+    public string[] TrustedNetworks { get; set; } = [];
+
+    /// <summary>A token is configured (even one whose file is missing or empty: then nobody may scrape, never everybody).</summary>
+    public bool ScrapeTokenConfigured => !string.IsNullOrEmpty(ScrapeToken) || !string.IsNullOrEmpty(ScrapeTokenFile);
 }
 
 public sealed record HostSample(DateTimeOffset Time, double CpuUsagePercent, int CpuCores, MemoryInfo Memory, DiskSpace Disk, string DiskPath);

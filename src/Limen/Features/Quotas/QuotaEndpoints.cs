@@ -18,6 +18,9 @@ public static class QuotaEndpoints
         routes.MapGet("/api/quota", Get).WithTags("Quotas");
         routes.MapPut("/api/admin/users/{id:guid}/quota", UpdateUser).WithTags("Quotas").RequireAuthorization(Policies.Admin);
         routes.MapPut("/api/admin/quota", UpdateSystem).WithTags("Quotas").RequireAuthorization(Policies.Admin);
+        // An override is a resource of its own: deleting it (all of them, or one limit) brings back the derived default.
+        routes.MapDelete("/api/admin/users/{id:guid}/quota/{limit?}", ResetUser).WithTags("Quotas").RequireAuthorization(Policies.Admin);
+        routes.MapDelete("/api/admin/quota/{limit?}", ResetSystem).WithTags("Quotas").RequireAuthorization(Policies.Admin);
         return routes;
     }
 
@@ -75,6 +78,43 @@ public static class QuotaEndpoints
         await audit.RecordAsync(new AuditEvent("quota.system.update", AuditResults.Success, "system", null, Details: request), cancellationToken);
         return TypedResults.Ok(await quotas.SystemViewAsync(cancellationToken));
     }
+
+    private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> ResetUser(
+        Guid id, string? limit, QuotaService quotas, AuditTrail audit, CancellationToken cancellationToken)
+    {
+        if (UnknownLimit(limit) is { } problem)
+        {
+            return problem;
+        }
+
+        if (await quotas.ResetUserAsync(id, limit, cancellationToken) is not { } previous)
+        {
+            return Problems.NotFoundProblem("The user");
+        }
+
+        await audit.RecordAsync(new AuditEvent("quota.user.reset", AuditResults.Success, "user", id.ToString(),
+            Details: new { limit, previous }), cancellationToken);
+        return TypedResults.Ok(await quotas.UserViewAsync(id, cancellationToken));
+    }
+
+    private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> ResetSystem(
+        string? limit, QuotaService quotas, AuditTrail audit, CancellationToken cancellationToken)
+    {
+        if (UnknownLimit(limit) is { } problem)
+        {
+            return problem;
+        }
+
+        var previous = await quotas.ResetSystemAsync(limit, cancellationToken);
+        await audit.RecordAsync(new AuditEvent("quota.system.reset", AuditResults.Success, "system", null,
+            Details: new { limit, previous }), cancellationToken);
+        return TypedResults.Ok(await quotas.SystemViewAsync(cancellationToken));
+    }
+
+    private static ProblemHttpResult? UnknownLimit(string? limit) =>
+        limit is null || QuotaService.LimitNames.Contains(limit) ? null
+            : Problems.Create(404, Problems.NotFound, "Not found",
+                $"There is no quota limit '{limit}'; limits are {string.Join(", ", QuotaService.LimitNames)}.");
 
     private static void Apply(QuotaLimits row, QuotaUpdateRequest request, TimeProvider clock)
     {

@@ -42,9 +42,22 @@ public sealed class QuotaService(
     LocalHost localHost,
     LimenMetrics metrics,
     AuditTrail audit,
+    TimeProvider clock,
     IOptions<QuotaOptions> options)
 {
     public const int MaxLimit = 1_000_000;
+
+    /// <summary>Each limit's API name and its column on a quota row (null there = the derived default).</summary>
+    private static readonly (string Name, Func<QuotaLimits, int?> Get, Action<QuotaLimits> Clear)[] Overrides =
+    [
+        ("max_vms", q => q.MaxVms, q => q.MaxVms = null),
+        ("max_vcpus", q => q.MaxVcpus, q => q.MaxVcpus = null),
+        ("max_memory_mb", q => q.MaxMemoryMb, q => q.MaxMemoryMb = null),
+        ("max_disk_gb", q => q.MaxDiskGb, q => q.MaxDiskGb = null),
+        ("max_snapshots", q => q.MaxSnapshots, q => q.MaxSnapshots = null),
+    ];
+
+    public static IReadOnlyList<string> LimitNames { get; } = Array.ConvertAll(Overrides, o => o.Name);
 
     /// <summary>Locks the quota rows and checks; null when allowed, else the 403 problem (counted and audited).</summary>
     public async Task<ProblemHttpResult?> CheckAsync(Guid userId, QuotaRequest request, CancellationToken cancellationToken)
@@ -79,6 +92,48 @@ public sealed class QuotaService(
     {
         var row = await db.SystemQuotas.AsNoTracking().FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
         return new QuotaScopeView(await SystemLimitsAsync(row, cancellationToken), await UsageAsync(null, cancellationToken));
+    }
+
+    /// <summary>
+    /// Drops the user's override of <paramref name="limit"/> (every override when null), so the
+    /// configured default applies again. Returns the overrides that were dropped, or null when
+    /// the user does not exist.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, int>?> ResetUserAsync(Guid userId, string? limit, CancellationToken cancellationToken)
+    {
+        if (!await db.Users.AnyAsync(u => u.Id == userId, cancellationToken))
+        {
+            return null;
+        }
+
+        return await ResetAsync(await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken), limit, cancellationToken);
+    }
+
+    /// <summary>The same for the system-wide limits, which then derive from the host again.</summary>
+    public async Task<IReadOnlyDictionary<string, int>> ResetSystemAsync(string? limit, CancellationToken cancellationToken) =>
+        await ResetAsync(await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken), limit, cancellationToken);
+
+    private async Task<IReadOnlyDictionary<string, int>> ResetAsync(QuotaLimits? row, string? limit, CancellationToken cancellationToken)
+    {
+        var previous = new Dictionary<string, int>();
+        if (row is null)
+        {
+            return previous;
+        }
+
+        // The row stays (all nulls): it is also what CheckAsync locks.
+        foreach (var (name, get, clear) in Overrides.Where(o => limit is null || o.Name == limit))
+        {
+            if (get(row) is { } value)
+            {
+                previous[name] = value;
+                clear(row);
+            }
+        }
+
+        row.UpdatedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(cancellationToken);
+        return previous;
     }
 
     private async Task<(SystemQuota Row, UserQuota User)> LockAsync(Guid userId, CancellationToken cancellationToken)

@@ -11,6 +11,8 @@ public static class VmServiceCollection
         services.Configure<HypervisorOptions>(configuration.GetSection(HypervisorOptions.Section));
         services.Configure<ImageOptions>(configuration.GetSection(ImageOptions.Section));
         services.AddSingleton<Hypervisor>();
+        services.AddSingleton(new KvmCheckPaths());
+        services.AddHostedService<KvmDeviceCheck>();
         services.AddSingleton<LocalHost>();
         services.AddSingleton<ImageStore>();
         services.AddSingleton<VmLocks>();
