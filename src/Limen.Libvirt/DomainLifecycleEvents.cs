@@ -23,37 +23,49 @@ public readonly record struct DomainLifecycleEvent(Guid Uuid, string Name, Domai
 /// <summary>
 /// A registration for lifecycle events of all domains of a connection. Events are queued (unbounded)
 /// by libvirt's event loop thread, so no consumer code ever runs on that thread; read them from
-/// <see cref="Events"/>. Dispose deregisters and completes the reader.
+/// <see cref="Events"/>. Dispose deregisters and completes the reader; it never throws, not even on
+/// a connection whose daemon died (see <see cref="LibvirtConnection.ReleaseFailed"/>).
 /// </summary>
+/// <remarks>
+/// Callback ownership: the native callback gets a GCHandle to the channel's writer as its opaque
+/// pointer. From a successful registration on, libvirt owns that handle and frees it through
+/// FreeOpaque once it has dropped the callback — at deregistration, which on a remote connection
+/// happens on the client side before the daemon is told, so a daemon that cannot be told leaves no
+/// callback and no handle behind. Registration, deregistration and closing the connection are
+/// serialized by the connection, so a callback is never left registered on a closed connection.
+/// </remarks>
 public sealed unsafe class DomainLifecycleSubscription : IDisposable
 {
     private const int LifecycleEventId = 0; // VIR_DOMAIN_EVENT_ID_LIFECYCLE
 
     private readonly LibvirtConnection connection;
-    private readonly Channel<DomainLifecycleEvent> channel =
-        Channel.CreateUnbounded<DomainLifecycleEvent>(new UnboundedChannelOptions { SingleWriter = true });
-    private int callbackId = -1;
+    private readonly Channel<DomainLifecycleEvent> channel;
 
-    private DomainLifecycleSubscription(LibvirtConnection connection) => this.connection = connection;
+    private DomainLifecycleSubscription(LibvirtConnection connection, int callbackId, Channel<DomainLifecycleEvent> channel)
+    {
+        this.connection = connection;
+        this.channel = channel;
+        CallbackId = callbackId;
+    }
 
     public ChannelReader<DomainLifecycleEvent> Events => channel.Reader;
 
-    internal static DomainLifecycleSubscription Register(LibvirtConnection connection)
+    internal int CallbackId { get; }
+
+    /// <summary>Registers the native callback. Only <see cref="LibvirtConnection"/> calls it, under its lock.</summary>
+    internal static DomainLifecycleSubscription Register(LibvirtConnection connection, ConnectHandle handle)
     {
-        var subscription = new DomainLifecycleSubscription(connection);
-        // libvirt owns this GCHandle from now on and frees it through FreeOpaque after deregistration,
-        // which happens only once no callback can be running any more.
-        var opaque = GCHandle.ToIntPtr(GCHandle.Alloc(subscription.channel.Writer));
-        var id = NativeMethods.virConnectDomainEventRegisterAny(
-            connection.Handle, 0, LifecycleEventId, &OnLifecycleEvent, opaque, &FreeOpaque);
+        var channel = Channel.CreateUnbounded<DomainLifecycleEvent>(new UnboundedChannelOptions { SingleWriter = true });
+        var opaque = GCHandle.ToIntPtr(GCHandle.Alloc(channel.Writer));
+        var id = NativeMethods.virConnectDomainEventRegisterAny(handle, 0, LifecycleEventId, &OnLifecycleEvent, opaque, &FreeOpaque);
         if (id < 0)
         {
             var error = Native.LastError(nameof(NativeMethods.virConnectDomainEventRegisterAny));
             GCHandle.FromIntPtr(opaque).Free(); // on failure libvirt does not call FreeOpaque
             throw error;
         }
-        subscription.callbackId = id;
-        return subscription;
+
+        return new DomainLifecycleSubscription(connection, id, channel);
     }
 
     // Runs on the event loop thread with a borrowed virDomainPtr. It must not throw (an exception
@@ -73,19 +85,9 @@ public sealed unsafe class DomainLifecycleSubscription : IDisposable
     [UnmanagedCallersOnly]
     private static void FreeOpaque(nint opaque) => GCHandle.FromIntPtr(opaque).Free();
 
-    public void Dispose()
-    {
-        var id = Interlocked.Exchange(ref callbackId, -1);
-        if (id < 0)
-        {
-            return;
-        }
-        connection.Forget(this);
-        // A connection that is already closed has dropped its callbacks itself.
-        if (!connection.Handle.IsClosed)
-        {
-            Native.Check(NativeMethods.virConnectDomainEventDeregisterAny(connection.Handle, id));
-        }
-        channel.Writer.TryComplete();
-    }
+    /// <summary>Ends the reader once the native callback is gone: nothing is written after this.</summary>
+    internal void Complete() => channel.Writer.TryComplete();
+
+    /// <summary>Deregisters (once; later calls do nothing) and completes <see cref="Events"/>. Never throws.</summary>
+    public void Dispose() => connection.Release(this);
 }

@@ -8,10 +8,18 @@ namespace Limen.Libvirt;
 /// one instance can serve the whole process. Objects obtained from it hold their own reference to
 /// the native connection and may outlive this wrapper.
 /// </summary>
+/// <remarks>
+/// Releasing never throws: <see cref="Dispose"/> and <see cref="DomainLifecycleSubscription.Dispose"/>
+/// run on connections whose daemon died, where libvirt fails the calls that tell the daemon (e.g.
+/// "client socket is closed") after it has let go of its own side. Those failures are reported
+/// through <see cref="ReleaseFailed"/> instead.
+/// </remarks>
 public sealed unsafe class LibvirtConnection : IDisposable
 {
     private readonly ConnectHandle handle;
-    private readonly Lock subscriptionsLock = new();
+    // Serializes registering and releasing subscriptions with closing the handle, so no callback
+    // can stay registered on a closed connection and no release can meet a closed handle.
+    private readonly Lock gate = new();
     private readonly List<DomainLifecycleSubscription> subscriptions = [];
 
     private LibvirtConnection(ConnectHandle handle, string uri)
@@ -22,6 +30,13 @@ public sealed unsafe class LibvirtConnection : IDisposable
 
     /// <summary>The URI this connection was opened with, e.g. <c>qemu:///system</c>.</summary>
     public string Uri { get; }
+
+    /// <summary>
+    /// A release (deregistering a subscription, on its own or in <see cref="Dispose"/>) that libvirt
+    /// reported as failed, typically because the daemon is gone. Raised on the releasing thread after
+    /// the release; libvirt has dropped the callback on this side regardless. Handlers must not throw.
+    /// </summary>
+    public event Action<LibvirtException>? ReleaseFailed;
 
     internal ConnectHandle Handle => handle;
 
@@ -193,37 +208,74 @@ public sealed unsafe class LibvirtConnection : IDisposable
 
     /// <summary>
     /// Streams domain lifecycle events (defined, started, stopped, ...) of this connection until the
-    /// subscription is disposed. Delivered by libvirt's event loop thread.
+    /// subscription or this connection is disposed. Delivered by libvirt's event loop thread.
+    /// libvirt tracks one such registration per connection: share the subscription, or open another
+    /// connection, rather than subscribing twice.
     /// </summary>
+    /// <exception cref="ObjectDisposedException">This connection is disposed.</exception>
+    /// <exception cref="LibvirtException">libvirt refused the registration: the daemon just went away, or
+    /// this connection has a subscription already (<see cref="LibvirtErrorCode.InvalidArg"/>, "event callback already tracked").</exception>
     public DomainLifecycleSubscription SubscribeDomainLifecycle()
     {
-        var subscription = DomainLifecycleSubscription.Register(this);
-        lock (subscriptionsLock)
+        lock (gate)
         {
+            var subscription = DomainLifecycleSubscription.Register(this, handle);
             subscriptions.Add(subscription);
+            return subscription;
         }
-        return subscription;
     }
 
-    internal void Forget(DomainLifecycleSubscription subscription)
+    internal void Release(DomainLifecycleSubscription subscription)
     {
-        lock (subscriptionsLock)
+        LibvirtException? failure;
+        lock (gate)
         {
-            subscriptions.Remove(subscription);
+            if (!subscriptions.Remove(subscription))
+            {
+                return; // released before, by itself or by Dispose
+            }
+
+            failure = Deregister(subscription);
+        }
+
+        subscription.Complete();
+        Report(failure);
+    }
+
+    // Under the gate, with the handle open (Dispose closes it only after releasing every subscription).
+    private LibvirtException? Deregister(DomainLifecycleSubscription subscription) =>
+        NativeMethods.virConnectDomainEventDeregisterAny(handle, subscription.CallbackId) < 0
+            ? Native.LastError(nameof(NativeMethods.virConnectDomainEventDeregisterAny))
+            : null;
+
+    private void Report(LibvirtException? failure)
+    {
+        if (failure is not null)
+        {
+            ReleaseFailed?.Invoke(failure);
         }
     }
 
+    /// <summary>Releases every subscription, then the connection. Never throws; see <see cref="ReleaseFailed"/>.</summary>
     public void Dispose()
     {
-        DomainLifecycleSubscription[] open;
-        lock (subscriptionsLock)
+        DomainLifecycleSubscription[] released;
+        var failures = new List<LibvirtException?>();
+        lock (gate)
         {
-            open = [.. subscriptions];
+            released = [.. subscriptions];
+            subscriptions.Clear();
+            failures.AddRange(released.Select(Deregister));
+            // virConnectClose only drops a reference; the remote driver's close RPC, if the daemon is
+            // gone, fails inside libvirt and is not reported to the caller.
+            handle.Dispose();
         }
-        foreach (var s in open)
+
+        foreach (var subscription in released)
         {
-            s.Dispose();
+            subscription.Complete();
         }
-        handle.Dispose();
+
+        failures.ForEach(Report);
     }
 }

@@ -93,6 +93,7 @@ public static class LimenServer
     {
         services.AddHttpContextAccessor();
         services.AddSingleton<LimenMetrics>();
+        services.AddSingleton<LoopHealth>();
         services.AddSingleton<DependencyProbe>();
         services.AddHostedService(sp => sp.GetRequiredService<DependencyProbe>());
         services.AddSingleton<SigningKeyStore>();

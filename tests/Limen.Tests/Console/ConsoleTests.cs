@@ -35,22 +35,34 @@ public sealed class ConsoleServerFixture : IAsyncLifetime
 /// <summary>
 /// The console on libvirt's test driver, with a stand-in VNC server the domain XML points at:
 /// tickets, refusals, limits, session ends and backpressure, fast. The real-guest RFB and browser
-/// tests are in <see cref="ConsoleRealGuestTests"/>.
+/// tests are in <see cref="ConsoleRealGuestTests"/>. The tests share one server, and a session of
+/// one test may still be closing when the next starts, so each asserts its own sessions (its rows,
+/// its session ids); the one that asserts the server-wide gauge has a server of its own.
 /// </summary>
 public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstractions.ITestOutputHelper output) : IClassFixture<ConsoleServerFixture>
 {
     private LimenTestServer Server => fixture.Server;
 
-    private async Task<Owner> OwnerAsync(string username)
+    private Task<Owner> OwnerAsync(string username) => OwnerAsync(Server, username);
+
+    private static async Task<Owner> OwnerAsync(LimenTestServer server, string username)
     {
-        var (id, token) = await Server.CreateUserAsync(username);
-        var image = await VmTestKit.RegisterBlankImageAsync(Server, "img-" + username);
-        return new Owner(id, token, Server.Client(token), image);
+        var (id, token) = await server.CreateUserAsync(username);
+        var image = await VmTestKit.RegisterBlankImageAsync(server, "img-" + username);
+        return new Owner(id, token, server.Client(token), image);
     }
 
     private sealed record Owner(Guid Id, string Token, HttpClient Client, Guid Image);
 
     private Task<long> Count(string sql) => Server.Database.ScalarAsync(sql);
+
+    /// <summary>This user's sessions not yet recorded as ended.</summary>
+    private Task<long> OpenSessions(Owner owner) => Count($"SELECT count(*) FROM console_sessions WHERE user_id = '{owner.Id}' AND ended_at IS NULL");
+
+    private Task WaitForNoOpenSessionsAsync(Owner owner) =>
+        ConsoleKit.WaitForAsync(async () => await OpenSessions(owner) == 0, TimeSpan.FromSeconds(10), $"{owner.Id}'s sessions to be recorded as ended");
+
+    private bool IsRelayed(Guid sessionId) => Server.Services.GetRequiredService<ConsoleSessions>().Find(sessionId) is not null;
 
     [Fact]
     public async Task A_ticket_has_256_random_bits_lives_30_seconds_is_stored_only_hashed_and_its_issue_is_audited()
@@ -77,13 +89,16 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
     [Fact]
     public async Task A_session_relays_bytes_both_ways_unchanged_and_is_recorded_gauged_and_audited_from_start_to_end()
     {
+        // A server of its own: the gauge and the counters count every session of their server.
+        await using var server = await LimenTestServer.StartAsync();
         await using var vnc = new FakeVncServer();
-        var owner = await OwnerAsync("relay-owner");
-        var vm = await ConsoleKit.CreateWiredVmAsync(Server, owner.Client, owner.Image, "relayed", vnc.Port);
+        var owner = await OwnerAsync(server, "relay-owner");
+        var vm = await ConsoleKit.CreateWiredVmAsync(server, owner.Client, owner.Image, "relayed", vnc.Port);
         var (_, url) = await ConsoleKit.TicketAsync(owner.Client, vm);
-        var sessions = Server.Services.GetRequiredService<ConsoleSessions>();
+        var sessions = server.Services.GetRequiredService<ConsoleSessions>();
+        Task<long> Count(string sql) => server.Database.ScalarAsync(sql);
 
-        using var socket = await ConsoleKit.OpenAsync(url, origin: $"http://{Server.BaseAddress.Authority}");
+        using var socket = await ConsoleKit.OpenAsync(url, origin: $"http://{server.BaseAddress.Authority}");
 
         Assert.Equal("binary", socket.SubProtocol);
         Assert.Equal(FakeVncServer.Greeting, Encoding.ASCII.GetString(await ConsoleKit.ReadExactAsync(socket, 12)));
@@ -91,7 +106,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         await socket.SendAsync(payload, WebSocketMessageType.Binary, true, CancellationToken.None);
         Assert.Equal(payload, await ConsoleKit.ReadExactAsync(socket, payload.Length));
         Assert.Equal(payload.Length, vnc.BytesReceived);
-        Assert.Equal(1, await ConsoleKit.GaugeAsync(Server));
+        Assert.Equal(1, await ConsoleKit.GaugeAsync(server));
         Assert.Equal(1, sessions.LiveCount);
         Assert.Equal(1, await Count($"SELECT count(*) FROM console_sessions WHERE user_id = '{owner.Id}' AND vm_id = '{vm}' AND ended_at IS NULL AND client_ip = '127.0.0.1'"));
         var mine = await ConsoleKit.SessionAsync(owner.Client, vm);
@@ -101,13 +116,13 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
 
         await ConsoleKit.WaitForAsync(async () => await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = 'client_closed'") == 1,
             TimeSpan.FromSeconds(10), "the session to be recorded as ended");
-        Assert.Equal(0, await ConsoleKit.GaugeAsync(Server));
+        Assert.Equal(0, await ConsoleKit.GaugeAsync(server));
         Assert.Equal(0, sessions.LiveCount);
         Assert.Equal(1, await Count($"SELECT count(*) FROM audit_logs WHERE action = 'console.session.start' AND target_id = '{vm}' AND user_id = '{owner.Id}'"));
         Assert.Equal(1, await Count($"SELECT count(*) FROM audit_logs WHERE action = 'console.session.end' AND target_id = '{vm}' AND details->>'reason' = 'client_closed'"));
-        var metrics = await Server.MetricsAsync();
-        Assert.True(ProblemAssert.Sample(metrics, "console_sessions_started_total") >= 1);
-        Assert.True(ProblemAssert.Sample(metrics, "console_sessions_ended_total", "reason=\"client_closed\"") >= 1);
+        var metrics = await server.MetricsAsync();
+        Assert.Equal(1, ProblemAssert.Sample(metrics, "console_sessions_started_total"));
+        Assert.Equal(1, ProblemAssert.Sample(metrics, "console_sessions_ended_total", "reason=\"client_closed\""));
     }
 
     [Fact]
@@ -119,6 +134,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         var (_, bobToken) = await Server.CreateUserAsync("reuse-bob");
         var vmA = await ConsoleKit.CreateWiredVmAsync(Server, alice.Client, alice.Image, "vm-a", vncA.Port);
         var vmB = await ConsoleKit.CreateWiredVmAsync(Server, alice.Client, alice.Image, "vm-b", vncB.Port);
+        var metricsBefore = await Server.MetricsAsync();
 
         // Used once (fine), then again.
         var (used, usedUrl) = await ConsoleKit.TicketAsync(alice.Client, vmA);
@@ -143,10 +159,13 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
 
         Assert.Equal(connectionsAfterFirst, vncA.Connections);
         Assert.Equal(0, vncB.Connections);
-        foreach (var reason in new[] { "reused", "wrong_vm", "wrong_user" })
+        // The counters are the server's, but only this test refuses tickets while it runs: compare with before.
+        var metricsAfter = await Server.MetricsAsync();
+        foreach (var (reason, times) in new[] { ("reused", 2), ("wrong_vm", 1), ("wrong_user", 1) })
         {
-            Assert.True(await Count($"SELECT count(*) FROM audit_logs WHERE action = 'console.connect' AND result = 'denied' AND error_code = '{reason}'") >= 1, reason);
-            Assert.True(ProblemAssert.Sample(await Server.MetricsAsync(), "console_ticket_rejected_total", $"reason=\"{reason}\"") >= 1, reason);
+            Assert.Equal(times, await Count($"SELECT count(*) FROM audit_logs WHERE action = 'console.connect' AND result = 'denied' AND error_code = '{reason}' AND target_id IN ('{vmA}', '{vmB}')"));
+            var label = $"reason=\"{reason}\"";
+            Assert.Equal(times, ProblemAssert.Sample(metricsAfter, "console_ticket_rejected_total", label) - ProblemAssert.Sample(metricsBefore, "console_ticket_rejected_total", label));
         }
     }
 
@@ -171,7 +190,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         Assert.Equal(HttpStatusCode.Unauthorized, socket.HttpStatusCode);
 
         Assert.Equal(0, vnc.Connections);
-        Assert.Equal(0, await ConsoleKit.GaugeAsync(Server));
+        Assert.Equal(0, await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}'"));
     }
 
     [Fact]
@@ -235,8 +254,10 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
 
         Assert.Single(racers, r => r.Socket is not null);
         Assert.Equal(HttpStatusCode.TooManyRequests, Assert.Single(racers, r => r.Socket is null).Status);
-        Assert.Equal(2, await ConsoleKit.GaugeAsync(Server));
-        Assert.Equal(2, await Count($"SELECT count(*) FROM console_sessions WHERE user_id = '{owner.Id}' AND ended_at IS NULL"));
+        Assert.Equal(2, await OpenSessions(owner));
+        var open = await ProblemAssert.Json(await owner.Client.GetAsync("/api/console/sessions?active=true"));
+        Assert.Equal(2, open.GetProperty("total").GetInt32());
+        Assert.All(open.GetProperty("items").EnumerateArray(), s => Assert.True(IsRelayed(s.GetProperty("id").GetGuid())));
         var denied = await owner.Client.PostAsync($"/api/vms/{vm}/console", null);
         var problem = await ProblemAssert.IsProblem(denied, HttpStatusCode.TooManyRequests, ConsoleProblems.SessionLimit);
         Assert.Equal(2, problem.GetProperty("limit").GetInt32());
@@ -248,7 +269,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
             racer.Socket?.Abort();
         }
 
-        await ConsoleKit.WaitForAsync(async () => await ConsoleKit.GaugeAsync(Server) == 0, TimeSpan.FromSeconds(10), "the gauge to drop");
+        await WaitForNoOpenSessionsAsync(owner);
         // A slot is free again.
         var (_, again) = await ConsoleKit.TicketAsync(owner.Client, vm);
         using var afterwards = await ConsoleKit.OpenAsync(again);
@@ -277,9 +298,10 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         var problem = await ProblemAssert.IsProblem(third, HttpStatusCode.TooManyRequests, ConsoleProblems.SessionLimit);
         Assert.Equal(2, problem.GetProperty("limit").GetInt32());
         Assert.Equal(connections, vnc.Connections);
+        Assert.Equal(2, await OpenSessions(owner));
         one.Abort();
         two.Abort();
-        await ConsoleKit.WaitForAsync(async () => await ConsoleKit.GaugeAsync(Server) == 0, TimeSpan.FromSeconds(10), "the gauge to drop");
+        await WaitForNoOpenSessionsAsync(owner);
     }
 
     [Fact]
@@ -308,7 +330,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
     }
 
     [Fact]
-    public async Task Stopping_deleting_or_destroying_the_vm_ends_its_session_with_that_reason_and_the_gauge_drops()
+    public async Task Stopping_deleting_or_destroying_the_vm_ends_its_session_with_that_reason_and_stops_relaying_it()
     {
         await using var vnc = new FakeVncServer();
         var owner = await OwnerAsync("vm-ends");
@@ -318,7 +340,8 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
             var (_, url) = await ConsoleKit.TicketAsync(owner.Client, vm);
             using var socket = await ConsoleKit.OpenAsync(url);
             await ConsoleKit.ReadExactAsync(socket, 12);
-            Assert.Equal(1, await ConsoleKit.GaugeAsync(Server));
+            var session = (await ConsoleKit.SessionAsync(owner.Client, vm)).GetProperty("id").GetGuid();
+            Assert.True(IsRelayed(session));
 
             switch (how)
             {
@@ -345,7 +368,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
             Assert.Equal(reason, description);
             await ConsoleKit.WaitForAsync(async () => await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = '{reason}'") == 1,
                 TimeSpan.FromSeconds(10), $"the session to end as {reason} after {how}");
-            Assert.Equal(0, await ConsoleKit.GaugeAsync(Server));
+            Assert.False(IsRelayed(session));
         }
     }
 
@@ -359,6 +382,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         var (spare, _) = await ConsoleKit.TicketAsync(owner.Client, vm);
         using var socket = await ConsoleKit.OpenAsync(url);
         await ConsoleKit.ReadExactAsync(socket, 12);
+        var session = (await ConsoleKit.SessionAsync(owner.Client, vm)).GetProperty("id").GetGuid();
         using var admin = Server.Client(await Server.AdminTokenAsync());
 
         var patch = await admin.PatchAsync($"/api/admin/users/{owner.Id}", JsonContent(new { disabled = true }));
@@ -370,7 +394,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         await ConsoleKit.WaitForAsync(async () => await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = 'user_disabled'") == 1,
             TimeSpan.FromSeconds(10), "the session to end as user_disabled");
         await AssertRefusedAsync(await ConsoleKit.RefusedUpgradeAsync(Server, vm, spare), TicketRejections.NotAllowed);
-        Assert.Equal(0, await ConsoleKit.GaugeAsync(Server));
+        Assert.False(IsRelayed(session));
     }
 
     [Fact]
@@ -403,7 +427,7 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         var (status, description) = await ConsoleKit.ReadCloseAsync(socket);
         Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
         Assert.Equal("admin_terminated", description);
-        Assert.Equal(0, await ConsoleKit.GaugeAsync(Server));
+        Assert.False(IsRelayed(sid));
         Assert.Equal(1, await Count($"SELECT count(*) FROM audit_logs WHERE action = 'console.session.terminate' AND result = 'success' AND target_id = '{sid}'"));
         await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/console/sessions/{sid}"), HttpStatusCode.Conflict, Problems.Conflict);
         var ended = await ProblemAssert.Json(await admin.GetAsync($"/api/console/sessions?active=false&vm_id={vm}"));
@@ -441,8 +465,8 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         output.WriteLine($"stalled after {current} bytes from the VNC side; managed memory grew by {grown} bytes");
 
         socket.Abort();
-        await ConsoleKit.WaitForAsync(async () => await ConsoleKit.GaugeAsync(Server) == 0, TimeSpan.FromSeconds(15), "the session to end");
-        Assert.Equal(1, await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = 'client_closed'"));
+        await ConsoleKit.WaitForAsync(async () => await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = 'client_closed'") == 1,
+            TimeSpan.FromSeconds(15), "the session to end");
     }
 
     private static StringContent JsonContent(object body) =>

@@ -59,6 +59,7 @@ public sealed class AuthTests(ServerFixture fixture) : IClassFixture<ServerFixtu
     {
         var (_, _) = await Server.CreateUserAsync("rotator");
         using var client = Server.Client();
+        var reusesBefore = ProblemAssert.Sample(await Server.MetricsAsync(), "auth_failure_total", "reason=\"refresh_token_reuse\"");
         var login = await client.PostAsJsonAsync("/api/auth/login", new { username = "rotator", password = "correct horse battery" });
         var first = RefreshCookie(login);
 
@@ -76,7 +77,7 @@ public sealed class AuthTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         // The thief's reuse also ends the legitimate holder's newer token.
         var afterRevocation = await RefreshAsync(client, second);
         await ProblemAssert.IsProblem(afterRevocation, HttpStatusCode.Unauthorized, Problems.Unauthorized);
-        Assert.True(ProblemAssert.Sample(await Server.MetricsAsync(), "auth_failure_total", "reason=\"refresh_token_reuse\"") >= 1);
+        Assert.Equal(reusesBefore + 1, ProblemAssert.Sample(await Server.MetricsAsync(), "auth_failure_total", "reason=\"refresh_token_reuse\""));
     }
 
     [Fact]

@@ -205,34 +205,49 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
     [Fact]
     public async Task Reconciliation_marks_a_vanished_domain_missing_and_leaves_an_unknown_domain_alone()
     {
-        var (client, _, image) = await UserWithImageAsync("vm-reconciled");
+        // Every server in this process shares the test driver's domains; a prefix of its own makes
+        // limen_unknown_domains count only the stranger defined here.
+        var prefix = $"{LimenTestServer.DomainPrefix}{Guid.NewGuid():N}"[..20] + "-";
+        await using var server = await LimenTestServer.StartAsync(new Dictionary<string, string?> { ["Limen:Hypervisor:DomainPrefix"] = prefix });
+        var (_, token) = await server.CreateUserAsync("vm-reconciled");
+        using var client = server.Client(token);
+        var image = await VmTestKit.RegisterBlankImageAsync(server);
         var id = (await VmTestKit.CreateVmAsync(client, image, "vanishes")).GetProperty("id").GetGuid();
         var stranger = Guid.NewGuid();
-        VmTestKit.Libvirt(Server, c =>
+        try
         {
-            using (var domain = c.LookupDomainByUuid(id)!)
+            VmTestKit.Libvirt(server, c =>
             {
-                domain.Undefine();
-            }
+                using (var domain = c.LookupDomainByUuid(id)!)
+                {
+                    domain.Undefine();
+                }
 
-            c.DefineDomain($"<domain type='test'><name>{LimenTestServer.DomainPrefix}{stranger}</name><uuid>{stranger}</uuid><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>").Dispose();
-            return true;
-        });
+                c.DefineDomain($"<domain type='test'><name>{prefix}{stranger}</name><uuid>{stranger}</uuid><memory unit='MiB'>64</memory><os><type>hvm</type></os></domain>").Dispose();
+                return true;
+            });
 
-        await Server.Services.GetRequiredService<VmReconciler>().ReconcileOnceAsync(CancellationToken.None);
+            await server.Services.GetRequiredService<VmReconciler>().ReconcileOnceAsync(CancellationToken.None);
 
-        var vm = await ProblemAssert.Json(await client.GetAsync($"/api/vms/{id}"));
-        Assert.Equal("missing", vm.GetProperty("state").GetString());
-        Assert.False(string.IsNullOrEmpty(vm.GetProperty("state_reason").GetString()));
-        Assert.True(VmTestKit.DomainExists(Server, stranger));
-        Assert.True(ProblemAssert.Sample(await Server.MetricsAsync(), "limen_unknown_domains") >= 1);
-        Assert.Equal(1, ProblemAssert.Sample(await Server.MetricsAsync(), "limen_libvirt_up"));
-        VmTestKit.Libvirt(Server, c =>
+            var vm = await ProblemAssert.Json(await client.GetAsync($"/api/vms/{id}"));
+            Assert.Equal("missing", vm.GetProperty("state").GetString());
+            Assert.False(string.IsNullOrEmpty(vm.GetProperty("state_reason").GetString()));
+            Assert.True(VmTestKit.DomainExists(server, stranger));
+            var metrics = await server.MetricsAsync();
+            Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_unknown_domains"));
+            Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_libvirt_up"));
+            Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_vms", "state=\"missing\""));
+        }
+        finally
         {
-            using var domain = c.LookupDomainByUuid(stranger)!;
-            domain.Undefine();
-            return true;
-        });
+            VmTestKit.Libvirt(server, c =>
+            {
+                using var domain = c.LookupDomainByUuid(stranger);
+                domain?.Undefine();
+                return true;
+            });
+        }
+
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{id}")).StatusCode);
     }
 

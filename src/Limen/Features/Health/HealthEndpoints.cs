@@ -3,7 +3,9 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Limen.Features.Health;
 
-public sealed record HealthResponse(string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds);
+public sealed record HealthResponse(
+    string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds,
+    IReadOnlyDictionary<string, LoopReport> Loops);
 
 public sealed record LiveResponse(string Status);
 
@@ -19,15 +21,16 @@ public static class HealthEndpoints
         return routes;
     }
 
-    /// <summary>200 only when every required part answers; 503 naming what is down otherwise.</summary>
+    /// <summary>200 only when every required part answers and no background loop is failing; 503 naming what is not otherwise.</summary>
     private static async Task<JsonHttpResult<HealthResponse>> Check(
-        DependencyProbe probe, Hypervisor hypervisor, TimeProvider clock, CancellationToken cancellationToken)
+        DependencyProbe probe, Hypervisor hypervisor, LoopHealth loops, TimeProvider clock, CancellationToken cancellationToken)
     {
         var (dbUp, libvirtUp) = await probe.ProbeAsync(cancellationToken);
         var now = clock.GetUtcNow();
-        var allUp = dbUp && libvirtUp;
+        var loopReports = loops.Snapshot();
+        var allUp = dbUp && libvirtUp && !loopReports.Values.Any(l => l.Status == LoopStatuses.Failing);
         var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), hypervisor.DomainType,
-            VersionInfo.Version, now, (long)(now - Started).TotalSeconds);
+            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, loopReports);
         return TypedResults.Json(body, statusCode: allUp ? 200 : 503);
     }
 

@@ -11,7 +11,7 @@ public sealed class HypervisorUnavailableException(string message, Exception? in
 /// reconnects when libvirtd went away (a dead connection is detected by keepalive or by the
 /// failing call) — so the server recovers by itself when libvirtd returns, without a restart.
 /// </summary>
-public sealed class Hypervisor : IDisposable
+public sealed partial class Hypervisor : IDisposable
 {
     private readonly Lock gate = new();
     private readonly ILogger<Hypervisor> logger;
@@ -47,6 +47,11 @@ public sealed class Hypervisor : IDisposable
             Drop(current, e.Message);
             throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
         }
+        catch (ObjectDisposedException e) when (!current.IsAlive)
+        {
+            // Another caller found this connection dead and released it while this call was using it.
+            throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: the connection was lost", e);
+        }
     }
 
     public void Run(Action<LibvirtConnection> action) => Run(c =>
@@ -78,27 +83,32 @@ public sealed class Hypervisor : IDisposable
                 return connection;
             }
 
+            // A dead connection is released here, on whichever call notices first; releasing never
+            // throws (what libvirt refuses on a dead daemon goes to ReleaseFailed, i.e. the log).
             connection?.Dispose();
             connection = null;
+            LibvirtConnection? opened = null;
             try
             {
-                var opened = readOnly ? LibvirtConnection.OpenReadOnly(Uri) : LibvirtConnection.Open(Uri);
+                opened = readOnly ? LibvirtConnection.OpenReadOnly(Uri) : LibvirtConnection.Open(Uri);
+                opened.ReleaseFailed += OnReleaseFailed;
                 // Keepalive lets a silently dead daemon show up as !IsAlive within ~15 s.
                 opened.SetKeepAlive(5, 3);
                 connection = opened;
             }
             catch (LibvirtException e)
             {
+                opened?.Dispose();
                 if (lastKnownUp)
                 {
-                    logger.LogWarning("libvirt at {Uri} is unavailable: {Message}", Uri, e.Message);
+                    LogUnavailable(logger, Uri, e.Message);
                     lastKnownUp = false;
                 }
 
                 throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
             }
 
-            logger.LogInformation("Connected to libvirt at {Uri} (domain type {DomainType}{Mode})", Uri, DomainType, readOnly ? ", read-only" : "");
+            LogConnected(logger, Uri, DomainType, readOnly ? ", read-only" : "");
             lastKnownUp = true;
             fresh = connection;
         }
@@ -113,13 +123,28 @@ public sealed class Hypervisor : IDisposable
         {
             if (ReferenceEquals(connection, broken))
             {
-                logger.LogWarning("Lost the libvirt connection to {Uri}: {Reason}", Uri, reason);
+                LogLost(logger, Uri, reason);
                 connection = null;
                 lastKnownUp = false;
                 broken.Dispose();
             }
         }
     }
+
+    private void OnReleaseFailed(LibvirtException e) => LogReleaseFailed(logger, Uri, e.Function, e.Message);
+
+    [LoggerMessage(EventId = 1100, Level = LogLevel.Information, Message = "Connected to libvirt at {Uri} (domain type {DomainType}{Mode})")]
+    private static partial void LogConnected(ILogger logger, string uri, string domainType, string mode);
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "libvirt at {Uri} is unavailable: {Message}")]
+    private static partial void LogUnavailable(ILogger logger, string uri, string message);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Lost the libvirt connection to {Uri}: {Reason}")]
+    private static partial void LogLost(ILogger logger, string uri, string reason);
+
+    // Expected once per outage: releasing a connection whose daemon died cannot tell the daemon.
+    [LoggerMessage(EventId = 1103, Level = LogLevel.Information, Message = "Released the libvirt connection to {Uri}; the daemon could not be told ({Function}: {Message})")]
+    private static partial void LogReleaseFailed(ILogger logger, string uri, string? function, string message);
 
     private static bool IsConnectionLoss(LibvirtException e) =>
         e.Code is LibvirtErrorCode.SystemError or LibvirtErrorCode.Rpc or LibvirtErrorCode.NoConnect or LibvirtErrorCode.InvalidConn;

@@ -1,29 +1,22 @@
+using Limen.Features.Health;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Metrics;
 
-/// <summary>Samples the host at start and then every Limen:Metrics:HostSampleSeconds.</summary>
-public sealed class HostMetricsService(HostSampler sampler, IOptions<MetricsOptions> options, TimeProvider clock,
-    ILogger<HostMetricsService> logger) : BackgroundService
+/// <summary>
+/// Samples the host at start and then every Limen:Metrics:HostSampleSeconds. A failed sample (a
+/// disk path that is not mounted yet) is retried and heals by itself; the gauges keep their last
+/// value meanwhile, and the log says why they stopped moving.
+/// </summary>
+public sealed class HostMetricsService(HostSampler sampler, IOptions<MetricsOptions> options, LoopHealth loops, TimeProvider clock,
+    ILogger<HostMetricsService> logger) : BackgroundLoop(loops, clock, logger)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.HostSampleSeconds), clock);
-        do
-        {
-            try
-            {
-                await sampler.SampleAsync(stoppingToken);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
-            {
-                // Keep sampling: a disk path that appears later (a mount) heals by itself. The gauges
-                // keep their last value meanwhile, and this line says why they stopped moving.
-                logger.LogWarning("Host metrics sample failed (disk path {DiskPath}): {Reason}", sampler.DiskPath, e.Message);
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    public override string Name => "host_sampler";
+
+    protected override TimeSpan Interval => TimeSpan.FromSeconds(options.Value.HostSampleSeconds);
+
+    protected override Task RunOnceAsync(CancellationToken cancellationToken) => sampler.SampleAsync(cancellationToken);
 }
 
 public static class HostMetricsRegistration
@@ -36,6 +29,7 @@ public static class HostMetricsRegistration
             .Bind(configuration.GetSection(MetricsOptions.Section))
             .Validate(o => o.HostSampleSeconds >= 1, "Limen:Metrics:HostSampleSeconds must be 1 or more.")
             .ValidateOnStart();
+        services.TryAddSingleton<LoopHealth>();
         services.AddSingleton(sp => new HostSampler(gauges(sp),
             sp.GetRequiredService<IOptions<MetricsOptions>>().Value.DiskPath ?? defaultDiskPath, sp.GetRequiredService<TimeProvider>()));
         services.AddHostedService<HostMetricsService>();

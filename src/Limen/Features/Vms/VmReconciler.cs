@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Health;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
 using Limen.Libvirt;
@@ -10,11 +11,13 @@ using Microsoft.Extensions.Options;
 namespace Limen.Features.Vms;
 
 /// <summary>
-/// Keeps the database following libvirt: at start, on every lifecycle event, and in a periodic
-/// sweep (events can be missed while libvirtd restarts). A domain removed behind Limen's back
-/// marks its VM missing; a domain with Limen's prefix that no row knows is reported, not touched.
+/// Keeps the database following libvirt: at start, on every lifecycle event, on every new libvirt
+/// connection, and in a periodic sweep (events can be missed while libvirtd restarts). A domain
+/// removed behind Limen's back marks its VM missing; a domain with Limen's prefix that no row knows
+/// is reported, not touched. A pass that fails (libvirt or the database away) is retried with the
+/// loop's back-off, or at once when libvirt comes back.
 /// </summary>
-public sealed class VmReconciler(
+public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
     Hypervisor hypervisor,
     LocalHost localHost,
@@ -22,43 +25,64 @@ public sealed class VmReconciler(
     VmLifecycle lifecycle,
     LimenMetrics metrics,
     IOptions<HypervisorOptions> options,
-    ILogger<VmReconciler> logger) : BackgroundService
+    LoopHealth loops,
+    TimeProvider clock,
+    ILogger<VmReconciler> logger) : BackgroundLoop(loops, clock, logger)
 {
     private readonly SemaphoreSlim wake = new(0);
     private readonly HashSet<Guid> reportedUnknown = [];
+    private readonly Lock subscribeGate = new();
+    // The connection whose lifecycle events wake this loop; another one means: subscribe again.
+    private LibvirtConnection? subscribed;
+
+    public override string Name => "vm_reconciler";
+
+    protected override TimeSpan Interval => TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        hypervisor.Connected += Subscribe;
+        hypervisor.Connected += OnConnected;
         try
         {
-            while (!stoppingToken.IsCancellationRequested)
-            {
-                await ReconcileOnceAsync(stoppingToken);
-                await wake.WaitAsync(TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), stoppingToken);
-                // Events come in bursts (a reboot is several); let the burst finish before looking.
-                await Task.Delay(100, stoppingToken);
-                while (wake.CurrentCount > 0)
-                {
-                    await wake.WaitAsync(stoppingToken);
-                }
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
+            await base.ExecuteAsync(stoppingToken);
         }
         finally
         {
-            hypervisor.Connected -= Subscribe;
+            hypervisor.Connected -= OnConnected;
         }
     }
 
+    protected override Task RunOnceAsync(CancellationToken cancellationToken) => ReconcileOnceAsync(cancellationToken);
+
+    /// <summary>The sweep interval, the back-off after a failure, or less: an event or a new connection wakes it.</summary>
+    protected override async Task WaitAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        await wake.WaitAsync(delay, cancellationToken);
+        // Events come in bursts (a reboot is several); let the burst finish before looking.
+        await Task.Delay(100, cancellationToken);
+        while (wake.CurrentCount > 0)
+        {
+            await wake.WaitAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>One pass. Throws when libvirt or the database cannot be reached (the loop retries).</summary>
     public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         try
         {
-            var domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
+            Dictionary<Guid, DomainState> domains;
+            try
+            {
+                domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
+            }
+            catch (HypervisorUnavailableException)
+            {
+                metrics.LibvirtUp.Set(0);
+                throw;
+            }
+
             metrics.LibvirtUp.Set(1);
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
@@ -98,15 +122,6 @@ public sealed class VmReconciler(
                 metrics.VmsByState.WithLabels(state).Set(vms.Count(v => v.State == state));
             }
         }
-        catch (HypervisorUnavailableException e)
-        {
-            metrics.LibvirtUp.Set(0);
-            logger.LogDebug("Reconciliation skipped: {Message}", e.Message);
-        }
-        catch (Exception e) when (Web.ProblemExceptionHandler.IsDatabaseUnavailable(e))
-        {
-            logger.LogDebug("Reconciliation skipped, database unavailable: {Message}", e.GetBaseException().Message);
-        }
         finally
         {
             metrics.ReconcileDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
@@ -115,6 +130,8 @@ public sealed class VmReconciler(
 
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
     {
+        // Normally done when the connection opened; again here if that attempt failed.
+        Subscribe(connection);
         var result = new Dictionary<Guid, DomainState>();
         foreach (var domain in connection.ListAllDomains())
         {
@@ -140,9 +157,38 @@ public sealed class VmReconciler(
         }
     }
 
+    // Runs inside Hypervisor.Connect, on whichever call reconnected (a request, the health probe):
+    // it must not fail that call, and it wakes the loop, since events were missed while disconnected.
+    private void OnConnected(LibvirtConnection connection)
+    {
+        try
+        {
+            Subscribe(connection);
+        }
+        catch (Exception e) when (e is LibvirtException or ObjectDisposedException)
+        {
+            // The connection died as soon as it opened (or was already released); the next one subscribes.
+            LogSubscribeFailed(logger, hypervisor.Uri, e.Message);
+        }
+
+        wake.Release();
+    }
+
+    /// <summary>Subscribes once per connection; the subscription ends when the connection is released.</summary>
     private void Subscribe(LibvirtConnection connection)
     {
-        var subscription = connection.SubscribeDomainLifecycle();
+        DomainLifecycleSubscription subscription;
+        lock (subscribeGate)
+        {
+            if (ReferenceEquals(subscribed, connection))
+            {
+                return;
+            }
+
+            subscription = connection.SubscribeDomainLifecycle();
+            subscribed = connection;
+        }
+
         _ = Task.Run(async () =>
         {
             using (subscription)
@@ -154,6 +200,9 @@ public sealed class VmReconciler(
             }
         });
     }
+
+    [LoggerMessage(EventId = 1200, Level = LogLevel.Warning, Message = "Could not subscribe to lifecycle events of {Uri}; the next pass tries again: {Message}")]
+    private static partial void LogSubscribeFailed(ILogger logger, string uri, string message);
 
     public override void Dispose()
     {
