@@ -196,6 +196,6 @@ public sealed partial record Exchange(string Principal, HostileRequest Request, 
     [GeneratedRegex(@"\b(System|Microsoft|Limen|Npgsql)\.[A-Z]|Nullable|`\d|\b(List|Dictionary)<|\b(Int16|Int32|Int64|UInt32|UInt64|Boolean|String|Guid|DateTimeOffset|DateTime|IReadOnlyList|IReadOnlyDictionary|IEnumerable|ICollection|IList)\b")]
     private static partial Regex DotNetName();
 
-    [GeneratedRegex(@"(^|[.$\]])([A-Z][a-z][A-Za-z0-9]*)")]
+    [GeneratedRegex(@"(^|[.$\]])([A-Z][a-z][A-Za-z0-9_]*)")]
     private static partial Regex PascalSegment();
 }
