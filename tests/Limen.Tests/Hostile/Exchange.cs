@@ -64,6 +64,13 @@ public sealed partial record Exchange(string Principal, HostileRequest Request, 
         return new Exchange(principal.Name, request, (int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, requestId, body);
     }
 
+    /// <summary>
+    /// Kestrel's own 400, written before the application sees the request (an escaped NUL in the
+    /// path): no request id, no body. Whether the API can answer these with a problem is pinned by
+    /// InputPolicyExamplesTests; the generated properties count them as refusals.
+    /// </summary>
+    public bool RejectedByKestrel => Status == 400 && RequestIdHeader is null && MediaType is null && Body.Length == 0;
+
     /// <summary>The problem's <c>type</c>, or null when the body is no problem.</summary>
     public string? ProblemType => TryParse() is { ValueKind: JsonValueKind.Object } o && o.TryGetProperty("type", out var t) && t.ValueKind == JsonValueKind.String
         ? t.GetString()

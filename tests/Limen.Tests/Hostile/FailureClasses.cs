@@ -13,7 +13,12 @@ public sealed partial class FailureClasses(string subject)
     private readonly Dictionary<string, Class> classes = new(StringComparer.Ordinal);
     private int cases;
 
+    private readonly List<string> notes = [];
+
     public int Cases => cases;
+
+    /// <summary>A failure that belongs to no single case (a change found after a series of them).</summary>
+    public void Note(string failure) => notes.Add(failure);
 
     /// <summary>Counts the case; a failing one joins the class of what went wrong, its status and its problem type.</summary>
     public void Record(HostileCase hostile, Exchange exchange, IReadOnlyList<string> violations)
@@ -41,12 +46,13 @@ public sealed partial class FailureClasses(string subject)
 
     public void AssertNone()
     {
-        if (classes.Count == 0)
+        if (classes.Count == 0 && notes.Count == 0)
         {
             return;
         }
 
         var report = new StringBuilder($"{subject}: {classes.Values.Sum(c => c.Count)} of {cases} hostile cases failed, in {classes.Count} classes:\n");
+        notes.ForEach(n => report.Append($"  {n}\n"));
         foreach (var (key, found) in classes.OrderByDescending(c => c.Value.Count))
         {
             var inputs = string.Join(", ", found.Inputs.OrderByDescending(i => i.Value).Take(12).Select(i => $"{i.Key} ×{i.Value}"));

@@ -39,7 +39,7 @@ public sealed class HostileInputTests(HostileWorld world) : IClassFixture<Hostil
         {
             var exchange = await Exchange.SendAsync(caller, hostile.Request);
             var after = await world.CaptureAsync();
-            var violations = exchange.ContractViolations().ToList();
+            var violations = exchange.RejectedByKestrel ? new List<string>() : exchange.ContractViolations().ToList();
             if (exchange.Status < 400 && !recipe.Allowed.Contains(exchange.Status))
             {
                 violations.Add($"accepted with {exchange.Status}");

@@ -203,7 +203,10 @@ public sealed class HostileWorld : IAsyncLifetime
     public async Task ResetAsync()
     {
         await ResetQuotasAsync();
-        var vm = await ProblemAssert.Json(await User.Client.GetAsync($"/api/vms/{VmId}"));
+        using var response = await User.Client.GetAsync($"/api/vms/{VmId}");
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"resetting the world: user's VM answers {(int)response.StatusCode} {text}");
+        var vm = JsonDocument.Parse(text).RootElement;
         var changes = new Dictionary<string, object>();
         if (vm.GetProperty("name").GetString() != VmName)
         {
