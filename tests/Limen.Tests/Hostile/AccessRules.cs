@@ -1,0 +1,111 @@
+namespace Limen.Tests.Hostile;
+
+/// <summary>Who may call an endpoint.</summary>
+public enum Access
+{
+    /// <summary>Everybody, signed in or not, gets the same answer.</summary>
+    Public,
+
+    /// <summary>Any signed-in user; each sees only their own part (lists, quota, audit rows).</summary>
+    Authenticated,
+
+    /// <summary>The owner of the object in the route (and admins); everybody else is answered as for an id that does not exist.</summary>
+    Owner,
+
+    /// <summary>Admins only: 401 anonymously, 403 for users.</summary>
+    Admin,
+
+    /// <summary>Alertmanager's bearer token only; no user's token, not even an admin's.</summary>
+    Webhook,
+
+    /// <summary>The console WebSocket: a one-time ticket is the credential (probed by its own rules).</summary>
+    ConsoleTicket,
+}
+
+/// <summary>
+/// The decision for one endpoint: who may call it and what a permitted call answers. The probe
+/// request is built from the placeholders {p} (the principal's name), {image} and {user} (ids of
+/// the world's objects); route parameters are filled with the world's objects of "user".
+/// </summary>
+/// <param name="Ok">The status a permitted principal gets for the probe.</param>
+/// <param name="Fresh">Each permitted principal gets objects of its own (the probe consumes or changes them).</param>
+/// <param name="Values">Route values that are no object id.</param>
+/// <param name="EchoesRequests">It lists the caller's own requests (the audit trail), ids the caller sent included.</param>
+public sealed record AccessRule(
+    string Key, Access Access, int Ok, bool Fresh = false, string? Body = null, string? Query = null,
+    IReadOnlyDictionary<string, string>? Values = null, string ContentType = "application/json", bool EchoesRequests = false);
+
+public static class AccessRules
+{
+    private const string CreateVm = """{"name":"mx-{p}","vcpus":1,"memory_mb":128,"disk_gb":1,"image_id":"{image}"}""";
+
+    private const string AlertPayload = """
+        {"version":"4","groupKey":"{}:{alertname=\"MatrixProbe\"}","status":"firing","receiver":"matrix","groupLabels":{},
+         "commonLabels":{},"commonAnnotations":{},"externalURL":"http://127.0.0.1:9093","truncatedAlerts":0,
+         "alerts":[{"status":"firing","labels":{"alertname":"MatrixProbe","severity":"info"},"annotations":{"summary":"probe"},
+         "startsAt":"2026-01-01T00:00:00Z","endsAt":"0001-01-01T00:00:00Z","generatorURL":"http://127.0.0.1:9090","fingerprint":"abcdef0123456789"}]}
+        """;
+
+    /// <summary>Every endpoint of the application must appear here: a new one fails the matrix until someone decides.</summary>
+    public static readonly IReadOnlyList<AccessRule> All =
+    [
+        new("GET /api/health/", Access.Public, 200),
+        new("GET /api/health/live", Access.Public, 200),
+        new("GET /api/metrics", Access.Public, 200),
+        new("GET /api/openapi/{documentName}.json", Access.Public, 200, Values: new Dictionary<string, string> { ["documentName"] = "v1" }),
+        new("GET /api/docs/{documentName?}", Access.Public, 200, Values: new Dictionary<string, string> { ["documentName"] = "v1" }),
+        new("GET /api/docs/favicon.svg", Access.Public, 200),
+        new("GET /api/docs/scalar.js", Access.Public, 200),
+        new("GET /api/docs/scalar.aspnetcore.js", Access.Public, 200),
+        new("GET /console/{id:guid}", Access.Public, 200),
+        new("GET /console/assets/{**path}", Access.Public, 200, Values: new Dictionary<string, string> { ["path"] = "console.js" }),
+        new("POST /api/auth/login", Access.Public, 200, Body: """{"username":"h-victim","password":"correct horse battery"}"""),
+        new("POST /api/auth/refresh", Access.Public, 401),
+        new("POST /api/auth/logout", Access.Public, 204),
+
+        new("GET /api/auth/me", Access.Authenticated, 200),
+        new("POST /api/auth/me/password", Access.Authenticated, 403, Body: """{"current_password":"not the password","new_password":"another long password"}"""),
+        new("GET /api/images", Access.Authenticated, 200),
+        new("GET /api/quota", Access.Authenticated, 200),
+        new("GET /agent/{**path}", Access.Authenticated, 503, Values: new Dictionary<string, string> { ["path"] = "api/host" }),
+        new("GET /api/vms/", Access.Authenticated, 200, Query: "?owner_id={user}"),
+        new("POST /api/vms/", Access.Authenticated, 201, Body: CreateVm),
+        new("GET /api/audit", Access.Authenticated, 200, Query: "?user_id={user}", EchoesRequests: true),
+        new("GET /api/console/sessions/", Access.Authenticated, 200, Query: "?user_id={user}"),
+
+        new("GET /api/vms/{id:guid}", Access.Owner, 200),
+        new("PATCH /api/vms/{id:guid}", Access.Owner, 200, Fresh: true, Body: """{"memory_mb":256}"""),
+        new("DELETE /api/vms/{id:guid}", Access.Owner, 204, Fresh: true),
+        new("POST /api/vms/{id:guid}/actions/{action}", Access.Owner, 200, Fresh: true, Values: new Dictionary<string, string> { ["action"] = "start" }),
+        new("PUT /api/vms/{id:guid}/boot-order", Access.Owner, 200, Fresh: true, Body: """{"devices":["hd"]}"""),
+        new("PUT /api/vms/{id:guid}/cdrom", Access.Owner, 400, Body: """{"image_id":"{image}"}"""),
+        new("DELETE /api/vms/{id:guid}/cdrom", Access.Owner, 200, Fresh: true),
+        new("POST /api/vms/{id:guid}/console", Access.Owner, 409),
+        new("GET /api/vms/{id:guid}/stats", Access.Owner, 200),
+        new("GET /api/vms/{id:guid}/snapshots/", Access.Owner, 200),
+        new("POST /api/vms/{id:guid}/snapshots/", Access.Owner, 201, Body: """{"name":"ms-{p}","description":"matrix"}"""),
+        new("GET /api/vms/{id:guid}/snapshots/{sid:guid}", Access.Owner, 200),
+        new("POST /api/vms/{id:guid}/snapshots/{sid:guid}/revert", Access.Owner, 200),
+        new("DELETE /api/vms/{id:guid}/snapshots/{sid:guid}", Access.Owner, 204, Fresh: true),
+
+        new("GET /api/admin/users/", Access.Admin, 200),
+        new("POST /api/admin/users/", Access.Admin, 201, Body: """{"username":"mx-{p}","password":"correct horse battery"}"""),
+        new("GET /api/admin/users/{id:guid}", Access.Admin, 200),
+        new("PATCH /api/admin/users/{id:guid}", Access.Admin, 200, Body: """{"disabled":false}"""),
+        new("POST /api/admin/users/{id:guid}/password", Access.Admin, 204, Fresh: true, Body: """{"password":"correct horse battery"}"""),
+        new("DELETE /api/admin/users/{id:guid}", Access.Admin, 204, Fresh: true),
+        new("PUT /api/admin/users/{id:guid}/quota", Access.Admin, 200, Body: """{"max_vms":100}"""),
+        new("PUT /api/admin/quota", Access.Admin, 200, Body: """{"max_vms":1000}"""),
+        new("POST /api/admin/images/", Access.Admin, 400, Body: """{"name":"mx-{p}","file_name":"absent.qcow2","kind":"disk"}"""),
+        new("POST /api/admin/images/upload", Access.Admin, 201, Query: "?name=mx-{p}&kind=disk", Body: "sixteen raw byte", ContentType: "application/octet-stream"),
+        new("DELETE /api/admin/images/{id:guid}", Access.Admin, 204, Fresh: true),
+        new("GET /api/alerts/", Access.Admin, 200),
+        new("DELETE /api/console/sessions/{sid:guid}", Access.Admin, 204, Fresh: true),
+
+        new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
+
+        new("* /vnc/{id:guid}", Access.ConsoleTicket, 101),
+    ];
+
+    public static AccessRule? Find(string key) => All.FirstOrDefault(r => r.Key == key);
+}
