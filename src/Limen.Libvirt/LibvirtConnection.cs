@@ -38,8 +38,6 @@ public sealed unsafe class LibvirtConnection : IDisposable
     /// </summary>
     public event Action<LibvirtException>? ReleaseFailed;
 
-    internal ConnectHandle Handle => handle;
-
     /// <summary>Opens a read-write connection (virConnectOpen).</summary>
     /// <exception cref="LibvirtException">The hypervisor cannot be reached (e.g. <see cref="LibvirtErrorCode.SystemError"/> when libvirtd is down).</exception>
     public static LibvirtConnection Open(string uri)

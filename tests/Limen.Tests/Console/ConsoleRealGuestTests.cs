@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.WebSockets;
-using System.Text;
 using Limen.Features.Hosts;
 using Limen.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
@@ -48,50 +47,19 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
             var (_, url) = await ConsoleKit.TicketAsync(owner, id);
             using var socket = await ConsoleKit.OpenAsync(url, origin: $"http://{server.BaseAddress.Authority}");
 
-            // RFB 3.8 (RFC 6143 §7.1-7.3): version, security type None, SecurityResult, ClientInit, ServerInit.
-            Assert.Equal("RFB 003.008\n", Encoding.ASCII.GetString(await ConsoleKit.ReadExactAsync(socket, 12)));
-            await SendAsync(socket, Encoding.ASCII.GetBytes("RFB 003.008\n"));
-            var typeCount = (await ConsoleKit.ReadExactAsync(socket, 1))[0];
-            Assert.True(typeCount > 0, "the server refused the connection");
-            Assert.Contains((byte)1, await ConsoleKit.ReadExactAsync(socket, typeCount));
-            await SendAsync(socket, [1]);
-            Assert.Equal(0u, BinaryPrimitives.ReadUInt32BigEndian(await ConsoleKit.ReadExactAsync(socket, 4)));
-            await SendAsync(socket, [1]);   // shared
-            var init = await ConsoleKit.ReadExactAsync(socket, 24);
-            var width = BinaryPrimitives.ReadUInt16BigEndian(init.AsSpan(0));
-            var height = BinaryPrimitives.ReadUInt16BigEndian(init.AsSpan(2));
-            var bitsPerPixel = init[4];
-            var name = Encoding.UTF8.GetString(await ConsoleKit.ReadExactAsync(socket, (int)BinaryPrimitives.ReadUInt32BigEndian(init.AsSpan(20))));
-            output.WriteLine($"ServerInit: {width}x{height}, {bitsPerPixel} bpp, name '{name}'");
+            var display = await ConsoleKit.RfbHandshakeAsync(socket);
+            output.WriteLine($"ServerInit: {display.Width}x{display.Height}, {display.BitsPerPixel} bpp, name '{display.Name}'");
 
             // The guest's framebuffer size, independently: libvirt's screenshot of the same display.
             var screenshot = Path.Combine(RepoPaths.Artifacts("console"), "rfb-guest-screenshot.png");
             await ExternalProcess.RunAsync("virsh", "-c", "qemu:///system", "screenshot", LimenTestServer.DomainPrefix + id, screenshot);
             var png = await File.ReadAllBytesAsync(screenshot);
-            Assert.Equal((int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(16)), width);
-            Assert.Equal((int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(20)), height);
+            Assert.Equal((int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(16)), display.Width);
+            Assert.Equal((int)BinaryPrimitives.ReadUInt32BigEndian(png.AsSpan(20)), display.Height);
 
-            // SetEncodings [Raw], then a full FramebufferUpdateRequest.
-            await SendAsync(socket, [2, 0, 0, 1, 0, 0, 0, 0]);
-            var request = new byte[10];
-            request[0] = 3;
-            BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), width);
-            BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), height);
-            await SendAsync(socket, request);
-            var header = await ConsoleKit.ReadExactAsync(socket, 4);
-            Assert.Equal(0, header[0]);     // FramebufferUpdate
-            long pixels = 0, lit = 0;
-            for (var rect = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)); rect > 0; rect--)
-            {
-                var r = await ConsoleKit.ReadExactAsync(socket, 12);
-                Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(r.AsSpan(8)));   // Raw
-                var data = await ConsoleKit.ReadExactAsync(socket, BinaryPrimitives.ReadUInt16BigEndian(r.AsSpan(4)) * BinaryPrimitives.ReadUInt16BigEndian(r.AsSpan(6)) * bitsPerPixel / 8);
-                pixels += data.Length / (bitsPerPixel / 8);
-                lit += data.Chunk(bitsPerPixel / 8).Count(p => p.Any(b => b != 0));
-            }
-
+            var (pixels, lit) = await ConsoleKit.RequestFramebufferAsync(socket, display, display.Width, display.Height);
             output.WriteLine($"FramebufferUpdate: {pixels} pixels, {lit} not black");
-            Assert.Equal((long)width * height, pixels);
+            Assert.Equal((long)display.Width * display.Height, pixels);
             Assert.True(lit > 100, "the guest's screen came through blank");
             Assert.Equal(1, await ConsoleKit.GaugeAsync(server));
 
@@ -192,7 +160,4 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
           return lit > 100;
         }
         """;
-
-    private static Task SendAsync(WebSocket socket, byte[] bytes) =>
-        socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
 }

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
@@ -124,6 +125,9 @@ public sealed class FakeVncServer : IAsyncDisposable
     }
 }
 
+/// <summary>What ServerInit said about a VNC display.</summary>
+public sealed record RfbDisplay(ushort Width, ushort Height, byte BitsPerPixel, string Name);
+
 public static class ConsoleKit
 {
     /// <summary>
@@ -235,6 +239,56 @@ public static class ConsoleKit
             }
         }
     }
+
+    /// <summary>
+    /// The client side of RFB 3.8 (RFC 6143 §7.1-7.3) through the relay, with security type None:
+    /// version, security, SecurityResult, ClientInit (shared), ServerInit; then SetEncodings [Raw].
+    /// </summary>
+    public static async Task<RfbDisplay> RfbHandshakeAsync(WebSocket socket)
+    {
+        Assert.Equal("RFB 003.008\n", System.Text.Encoding.ASCII.GetString(await ReadExactAsync(socket, 12)));
+        await SendAsync(socket, System.Text.Encoding.ASCII.GetBytes("RFB 003.008\n"));
+        var typeCount = (await ReadExactAsync(socket, 1))[0];
+        Assert.True(typeCount > 0, "the server refused the connection");
+        Assert.Contains((byte)1, await ReadExactAsync(socket, typeCount));
+        await SendAsync(socket, [1]);
+        Assert.Equal(0u, BinaryPrimitives.ReadUInt32BigEndian(await ReadExactAsync(socket, 4)));
+        await SendAsync(socket, [1]);   // shared
+        var init = await ReadExactAsync(socket, 24);
+        var name = System.Text.Encoding.UTF8.GetString(await ReadExactAsync(socket, (int)BinaryPrimitives.ReadUInt32BigEndian(init.AsSpan(20))));
+        await SendAsync(socket, [2, 0, 0, 1, 0, 0, 0, 0]);
+        return new RfbDisplay(BinaryPrimitives.ReadUInt16BigEndian(init.AsSpan(0)), BinaryPrimitives.ReadUInt16BigEndian(init.AsSpan(2)), init[4], name);
+    }
+
+    /// <summary>
+    /// A non-incremental FramebufferUpdateRequest for a rectangle, and the whole FramebufferUpdate
+    /// that answers it (Raw rectangles): how many pixels came, and how many of them are not black.
+    /// </summary>
+    public static async Task<(long Pixels, long Lit)> RequestFramebufferAsync(WebSocket socket, RfbDisplay display, ushort width, ushort height)
+    {
+        var request = new byte[10];
+        request[0] = 3;
+        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(6), width);
+        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), height);
+        await SendAsync(socket, request);
+        var header = await ReadExactAsync(socket, 4);
+        Assert.Equal(0, header[0]);     // FramebufferUpdate
+        var bytesPerPixel = display.BitsPerPixel / 8;
+        long pixels = 0, lit = 0;
+        for (var rect = BinaryPrimitives.ReadUInt16BigEndian(header.AsSpan(2)); rect > 0; rect--)
+        {
+            var r = await ReadExactAsync(socket, 12);
+            Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(r.AsSpan(8)));   // Raw
+            var data = await ReadExactAsync(socket, BinaryPrimitives.ReadUInt16BigEndian(r.AsSpan(4)) * BinaryPrimitives.ReadUInt16BigEndian(r.AsSpan(6)) * bytesPerPixel);
+            pixels += data.Length / bytesPerPixel;
+            lit += data.Chunk(bytesPerPixel).Count(p => p.Any(b => b != 0));
+        }
+
+        return (pixels, lit);
+    }
+
+    private static Task SendAsync(WebSocket socket, byte[] bytes) =>
+        socket.SendAsync(bytes, WebSocketMessageType.Binary, true, CancellationToken.None);
 
     public static async Task<JsonElement> SessionAsync(HttpClient admin, Guid vmId)
     {

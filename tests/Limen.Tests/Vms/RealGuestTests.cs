@@ -1,8 +1,8 @@
-using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Net;
 using Limen.Features.Hosts;
 using Limen.Tests.Infrastructure;
+using Limen.TestSupport;
 using Limen.Web;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -79,8 +79,7 @@ public sealed class RealGuestTests
         var id = (await VmTestKit.CreateVmAsync(client, image, "survivor")).GetProperty("id").GetGuid();
         try
         {
-            await ExternalProcess.RunAsync("pkill", "-x", "libvirtd");
-            await Eventually.WaitAsync(() => Task.FromResult(!Process.GetProcessesByName("libvirtd").Any()), TimeSpan.FromSeconds(20), "libvirtd to exit");
+            await LibvirtDaemon.KillAsync(TimeSpan.FromSeconds(20));
 
             var health = await client.GetAsync("/api/health");
             Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
@@ -90,8 +89,8 @@ public sealed class RealGuestTests
             await ProblemAssert.IsProblem(refused, HttpStatusCode.ServiceUnavailable, Problems.HypervisorUnavailable);
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync($"/api/vms/{id}")).StatusCode); // the database still answers
 
-            await ExternalProcess.RunAsync("libvirtd", "-d");
-            await Eventually.WaitAsync(() => Task.FromResult(client.GetAsync("/api/health").Result.StatusCode == HttpStatusCode.OK), TimeSpan.FromSeconds(30), "health to recover");
+            await LibvirtDaemon.EnsureRunningAsync(TimeSpan.FromSeconds(30));
+            await Eventually.WaitAsync(async () => (await client.GetAsync("/api/health")).StatusCode == HttpStatusCode.OK, TimeSpan.FromSeconds(30), "health to recover");
 
             var started = await client.PostAsync($"/api/vms/{id}/actions/start", null);
             Assert.Equal(HttpStatusCode.OK, started.StatusCode);
@@ -102,11 +101,7 @@ public sealed class RealGuestTests
         }
         finally
         {
-            if (!Process.GetProcessesByName("libvirtd").Any())
-            {
-                await ExternalProcess.RunAsync("libvirtd", "-d");
-            }
-
+            await LibvirtDaemon.EnsureRunningAsync(TimeSpan.FromSeconds(30));
             await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<Hypervisor>().Probe()), TimeSpan.FromSeconds(30), "libvirt");
             await client.DeleteAsync($"/api/vms/{id}");
         }

@@ -73,8 +73,9 @@ public abstract partial class BackgroundLoop(LoopHealth health, TimeProvider clo
                 await WaitAsync(delay, stoppingToken);
             }
         }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        catch (Exception) when (stoppingToken.IsCancellationRequested)
         {
+            // The host is stopping: whatever the last attempt or wait threw is part of that, not a failure.
         }
     }
 

@@ -65,9 +65,15 @@ public sealed partial class Hypervisor : IDisposable
     {
         try
         {
-            return Run(c => c.IsAlive);
+            // A round trip, not just IsAlive: right after the daemon died the client may not have
+            // read the end of its socket yet and would still call the connection alive.
+            return Run(c =>
+            {
+                c.GetLibVersion();
+                return c.IsAlive;
+            });
         }
-        catch (HypervisorUnavailableException)
+        catch (Exception e) when (e is HypervisorUnavailableException or LibvirtException)
         {
             return false;
         }
