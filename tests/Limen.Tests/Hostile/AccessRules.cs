@@ -96,6 +96,9 @@ public static class AccessRules
         new("DELETE /api/admin/users/{id:guid}", Access.Admin, 204, Fresh: true),
         new("PUT /api/admin/users/{id:guid}/quota", Access.Admin, 200, Body: """{"max_vms":100}"""),
         new("PUT /api/admin/quota", Access.Admin, 200, Body: """{"max_vms":1000}"""),
+        // max_disk_gb: its default leaves room for what the matrix creates (max_vms would fall back to 10).
+        new("DELETE /api/admin/users/{id:guid}/quota/{limit?}", Access.Admin, 200, Values: new Dictionary<string, string> { ["limit"] = "max_disk_gb" }),
+        new("DELETE /api/admin/quota/{limit?}", Access.Admin, 200, Values: new Dictionary<string, string> { ["limit"] = "max_disk_gb" }),
         new("POST /api/admin/images/", Access.Admin, 400, Body: """{"name":"mx-{p}","file_name":"absent.qcow2","kind":"disk"}"""),
         new("POST /api/admin/images/upload", Access.Admin, 201, Query: "?name=mx-{p}&kind=disk", Body: "sixteen raw byte", ContentType: "application/octet-stream"),
         new("DELETE /api/admin/images/{id:guid}", Access.Admin, 204, Fresh: true),

@@ -116,6 +116,8 @@ public static class HostileCases
         Route("POST /api/vms/{id:guid}/actions/{action}", w => w.User, Actions),
         Route("POST /api/vms/{id:guid}/snapshots/{sid:guid}/revert", w => w.User, Snapshots),
         Route("DELETE /api/vms/{id:guid}/snapshots/{sid:guid}", w => w.User, Snapshots),
+        Route("DELETE /api/admin/users/{id:guid}/quota/{limit?}", w => w.Admin, QuotaResets),
+        Route("DELETE /api/admin/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
     ];
 
@@ -149,16 +151,22 @@ public static class HostileCases
         var extra = Gen.Frequency((3, member), (1, envelope));
         return Gen.Select(main, extra.Array[0, 2]).Select((first, more) =>
         {
-            var mutations = new[] { first }.Concat(more).ToList();
+            // Within a stage the doubtful go first, so a definite change is never overwritten by a
+            // doubtful one (a wrong content type by an unusual JSON one); a definite change that finds
+            // nothing left to change (a member already renamed by an escape) is no longer definite.
+            var mutations = new[] { first }.Concat(more).OrderBy(m => m.Stage).ThenBy(m => m.Part.Definite).ToList();
             var draft = new Draft(fields.Select(f => (JsonString(f.Name), f.Good)).ToList(), null, null, "application/json");
-            foreach (var mutation in mutations.OrderBy(m => m.Stage))
+            var applied = new List<Mutation>();
+            foreach (var mutation in mutations)
             {
+                var before = draft.Snapshot();
                 draft = mutation.Apply(draft);
+                applied.Add(mutation.Part.Definite && draft.Snapshot() == before ? mutation with { Part = mutation.Part with { Definite = false } } : mutation);
             }
 
             // Where unknown members are skipped, a wrong value under a renamed member is skipped with it.
-            var skipped = mutations.Where(m => m.Renames is not null && !m.Part.Definite).Select(m => m.Renames).ToHashSet();
-            var parts = mutations.Select(m => m.Field is { } f && m.Renames is null && skipped.Contains(f) ? m.Part with { Definite = false } : m.Part).ToList();
+            var skipped = applied.Where(m => m.Renames is not null && !m.Part.Definite).Select(m => m.Renames).ToHashSet();
+            var parts = applied.Select(m => m.Field is { } f && m.Renames is null && skipped.Contains(f) ? m.Part with { Definite = false } : m.Part).ToList();
             var request = new HostileRequest(method, path, draft.Bytes ?? Encoding.UTF8.GetBytes(draft.Text ?? draft.Render()), draft.ContentType);
             return new HostileCase(request, parts);
         }).Where(c => c.Definite);
@@ -168,6 +176,9 @@ public static class HostileCases
     private sealed record Draft(List<(string Name, string Value)> Members, string? Text, byte[]? Bytes, string? ContentType)
     {
         public string Render() => "{" + string.Join(",", Members.Select(m => $"{m.Name}:{m.Value}")) + "}";
+
+        /// <summary>What would be sent, for telling whether a mutation changed anything.</summary>
+        public string Snapshot() => $"{ContentType}|{(Bytes is null ? Text ?? Render() : Convert.ToHexString(Bytes))}";
     }
 
     /// <summary>
@@ -338,6 +349,29 @@ public static class HostileCases
         {
             ["id"] = pair.Item1.Value, ["sid"] = pair.Item2.Value,
         })), [pair.Item1, pair.Item2]));
+
+    /// <summary>Quota resets: a limit name that is none (any spelling but the exact one), or a user that does not exist.</summary>
+    private static Gen<HostileCase> QuotaResets(HostileWorld world, ApiEndpoint endpoint)
+    {
+        var limit = Gen.OneOf(
+            Gen.OneOf(Markup.Concat(["MAX_VMS", "Max_Vms", "max_vms ", "max-vms", "maxvms", "limits", "max_anything", new string('m', 3000)]).ToArray())
+                .Select(l => new Hostile("word that is no limit", Uri.EscapeDataString(l), true)),
+            Gen.OneOf("max_vms%00", "%00", "max_vms%0a").Select(l => new Hostile("escaped control byte in the limit", l, true)));
+        if (!endpoint.RouteParameters.Contains("id"))
+        {
+            return limit.Select(l => new HostileCase(new HostileRequest("DELETE", endpoint.Path(new Dictionary<string, string> { ["limit"] = l.Value })), [l]));
+        }
+
+        return Gen.OneOf(
+            limit.Select(l => new HostileCase(new HostileRequest("DELETE", endpoint.Path(new Dictionary<string, string>
+            {
+                ["id"] = world.VictimId.ToString(), ["limit"] = l.Value,
+            })), [l])),
+            Gen.Select(Nothing(), Gen.OneOf("", "max_vms")).Select((id, l) => new HostileCase(new HostileRequest("DELETE", endpoint.Path(new Dictionary<string, string>
+            {
+                ["id"] = id.Value, ["limit"] = l,
+            })), [id])));
+    }
 
     /// <summary>Refresh-token cookies that are no refresh token.</summary>
     private static Func<HostileWorld, ApiEndpoint, Gen<HostileCase>> Cookies(string path) => (world, endpoint) => Gen.OneOf(

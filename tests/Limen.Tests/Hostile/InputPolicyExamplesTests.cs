@@ -151,15 +151,21 @@ public sealed class InputPolicyExamplesTests(HostileWorld world) : IClassFixture
         await RefusedAsync(Caller(path), Json(method, Fill(path), Fill(body)), field: null);
     }
 
+    /// <summary>
+    /// Kestrel refuses a target that decodes to a NUL before any middleware runs: its own bare 400,
+    /// without a body or X-Request-Id (nothing of ours runs to add them; docs/api.md says so). What
+    /// holds is that it is a 400, it never reaches an endpoint, and it changes nothing.
+    /// </summary>
     [Theory]
     [InlineData("/api/vms/%00")]
     [InlineData("/api/vms/a%00b/snapshots")]
     [InlineData("/api/audit%00")]
-    public async Task A_nul_in_the_path_is_a_400_problem_with_a_request_id(string path)
+    public async Task A_nul_in_the_path_is_refused_by_kestrel_before_any_endpoint_and_changes_nothing(string path)
     {
+        var before = await world.CaptureAsync();
         var exchange = await Exchange.SendAsync(world.User, new HostileRequest("GET", path));
-        var problems = exchange.ContractViolations().ToList();
-        Assert.True(exchange.Status == 400 && problems.Count == 0, $"{string.Join(", ", problems)}: {exchange}");
+        var changes = (await world.CaptureAsync()).ChangesSince(before);
+        Assert.True(exchange.RejectedByKestrel && changes.Count == 0, $"{string.Join(", ", changes)}: {exchange}");
     }
 
     [Theory]
@@ -222,7 +228,9 @@ public sealed class InputPolicyExamplesTests(HostileWorld world) : IClassFixture
             problems.Insert(0, "expected 400");
         }
 
-        if (field is not null && exchange.ProblemField?.TrimStart('$', '.') != field)
+        // A JSON path may point inside the member ($.devices[0] for devices).
+        if (field is not null && exchange.ProblemField?.TrimStart('$', '.') is var named && named != field
+            && named?.StartsWith(field + "[", StringComparison.Ordinal) != true)
         {
             problems.Add($"expected the problem to name field '{field}'");
         }
