@@ -40,8 +40,29 @@ public sealed class AuditTrail(
 
     public async Task RecordAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
     {
+        var row = Row(auditEvent);
+        try
+        {
+            await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+            db.AuditLogs.Add(row);
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (Exception e) when (ProblemExceptionHandler.IsDatabaseUnavailable(e))
+        {
+            // The act itself fails with 503 in this case; the log keeps what the table could not.
+            logger.LogWarning("Audit row not written (database unavailable): {Action} {Result} {TargetType} {TargetId}",
+                row.Action, row.Result, row.TargetType, row.TargetId);
+        }
+    }
+
+    /// <summary>
+    /// The row for <paramref name="auditEvent"/>, for a caller to add to its own context: the act's
+    /// outcome and its audit row then commit together, so a crash cannot keep one without the other.
+    /// </summary>
+    public AuditLog Row(AuditEvent auditEvent)
+    {
         var http = httpContextAccessor.HttpContext;
-        var row = new AuditLog
+        return new AuditLog
         {
             Time = clock.GetUtcNow(),
             RequestId = http?.TraceIdentifier,
@@ -56,19 +77,6 @@ public sealed class AuditTrail(
             UserAgent = Truncate(http?.Request.Headers.UserAgent.ToString(), 512),
             Details = auditEvent.Details is null ? null : JsonSerializer.Serialize(auditEvent.Details, DetailsJson),
         };
-
-        try
-        {
-            await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-            db.AuditLogs.Add(row);
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (Exception e) when (ProblemExceptionHandler.IsDatabaseUnavailable(e))
-        {
-            // The act itself fails with 503 in this case; the log keeps what the table could not.
-            logger.LogWarning("Audit row not written (database unavailable): {Action} {Result} {TargetType} {TargetId}",
-                row.Action, row.Result, row.TargetType, row.TargetId);
-        }
     }
 
     private static string? Truncate(string? value, int max) =>

@@ -3,6 +3,7 @@ using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
+using Limen.Features.Snapshots;
 using Limen.Libvirt;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -13,6 +14,9 @@ namespace Limen.Features.Vms;
 /// Keeps the database following libvirt: at start, on every lifecycle event, and in a periodic
 /// sweep (events can be missed while libvirtd restarts). A domain removed behind Limen's back
 /// marks its VM missing; a domain with Limen's prefix that no row knows is reported, not touched.
+/// Each pass first settles operations that were cut short (<see cref="VmRecovery"/>,
+/// <see cref="SnapshotRecovery"/>) — the first pass, at start, is where a restarted server finishes
+/// or undoes what its predecessor left half done.
 /// </summary>
 public sealed class VmReconciler(
     IServiceScopeFactory scopes,
@@ -60,11 +64,17 @@ public sealed class VmReconciler(
         {
             var domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
             metrics.LibvirtUp.Set(1);
+            // A read-only instance (the restore drill) looks at another server's VMs: never settle them.
+            if (!options.Value.ReadOnly && await RecoverAsync(cancellationToken))
+            {
+                domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
+            }
+
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
             var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
-            foreach (var vm in vms.Where(v => v.State != VmStates.Creating && !locks.IsHeld(v.Id)))
+            foreach (var vm in vms.Where(v => !VmStates.IsPending(v.State) && !locks.IsHeld(v.Id)))
             {
                 var before = vm.State;
                 VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
@@ -111,6 +121,15 @@ public sealed class VmReconciler(
         {
             metrics.ReconcileDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
+    }
+
+    /// <summary>VMs first: a VM deleted there takes its snapshots with it.</summary>
+    private async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var vmsChanged = await scope.ServiceProvider.GetRequiredService<VmRecovery>().RecoverAsync(cancellationToken);
+        var snapshotsChanged = await scope.ServiceProvider.GetRequiredService<SnapshotRecovery>().RecoverAsync(cancellationToken);
+        return vmsChanged || snapshotsChanged;
     }
 
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
