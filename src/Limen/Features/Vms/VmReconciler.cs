@@ -74,16 +74,36 @@ public sealed class VmReconciler(
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
             var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
-            foreach (var vm in vms.Where(v => !VmStates.IsPending(v.State) && !locks.IsHeld(v.Id)))
+            foreach (var vm in vms.Where(v => !VmStates.IsPending(v.State)))
             {
+                if (VmService.StateFor(domains.TryGetValue(vm.Id, out var listed) ? listed : null) == vm.State)
+                {
+                    continue;
+                }
+
+                using var vmLock = locks.TryAcquire(vm.Id);
+                if (vmLock is null)
+                {
+                    continue; // an operation on it is under way and sets the state itself
+                }
+
+                // The list and the row may both predate an operation that finished a moment ago
+                // (a create would look missing, a snapshot's pause would stick): look again, under the lock.
+                await db.Entry(vm).ReloadAsync(cancellationToken);
+                if (db.Entry(vm).State == EntityState.Detached || VmStates.IsPending(vm.State))
+                {
+                    continue;
+                }
+
                 var before = vm.State;
-                VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
+                VmService.ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken));
                 if (vm.State == before)
                 {
                     continue;
                 }
 
                 vm.UpdatedAt = DateTimeOffset.UtcNow;
+                await db.SaveChangesAsync(cancellationToken);
                 if (vm.State == VmStates.Missing)
                 {
                     lifecycle.NotifyDeleted(vm.Id);
@@ -101,7 +121,6 @@ public sealed class VmReconciler(
                 }
             }
 
-            await db.SaveChangesAsync(cancellationToken);
             ReportUnknown(domains.Keys, vms.Select(v => v.Id).ToHashSet());
             foreach (var state in VmStates.All)
             {
@@ -139,9 +158,16 @@ public sealed class VmReconciler(
         {
             using (domain)
             {
-                if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
+                try
                 {
-                    result[domain.Uuid] = domain.GetState().State;
+                    if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
+                    {
+                        result[domain.Uuid] = domain.GetState().State;
+                    }
+                }
+                catch (LibvirtException e) when (e.Code == LibvirtErrorCode.NoDomain)
+                {
+                    // Undefined between the listing and this look (a delete running right now): not there.
                 }
             }
         }

@@ -452,22 +452,25 @@ public sealed partial class VmService(
         return domain?.GetState().State;
     }
 
+    /// <summary>What libvirt's view means for a VM's row: a vanished domain makes it missing.</summary>
+    public static string StateFor(DomainState? observed) => observed is { } state ? VmStates.FromDomain(state) : VmStates.Missing;
+
     /// <summary>The row follows libvirt; a vanished domain makes the VM missing (never silently deleted).</summary>
     public static void ApplyObservedState(Vm vm, DomainState? observed)
     {
-        if (observed is null)
+        var state = StateFor(observed);
+        if (state == vm.State)
         {
-            vm.State = VmStates.Missing;
-            vm.StateReason = "The libvirt domain no longer exists on its host.";
             return;
         }
 
-        var state = VmStates.FromDomain(observed.Value);
-        if (state != vm.State)
+        vm.State = state;
+        vm.StateReason = state switch
         {
-            vm.State = state;
-            vm.StateReason = state == VmStates.Error ? $"libvirt reports the domain {observed.Value.ToString().ToLowerInvariant()}." : null;
-        }
+            VmStates.Missing => "The libvirt domain no longer exists on its host.",
+            VmStates.Error => $"libvirt reports the domain {observed!.Value.ToString().ToLowerInvariant()}.",
+            _ => null,
+        };
     }
 
     /// <summary>409 for a VM whose create or delete is still under way (or awaits recovery).</summary>
