@@ -94,6 +94,8 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             snapshot.ToTable("vm_snapshots");
             snapshot.HasIndex(s => new { s.VmId, s.Name }).IsUnique();
             snapshot.Property(s => s.Name).HasMaxLength(64);
+            // Rows from before snapshot operations recorded their intent are all finished snapshots.
+            snapshot.Property(s => s.State).HasMaxLength(16).HasDefaultValue("ready");
             snapshot.Ignore(s => s.LibvirtName);
             snapshot.HasOne<Vm>().WithMany().HasForeignKey(s => s.VmId).OnDelete(DeleteBehavior.Cascade);
         });

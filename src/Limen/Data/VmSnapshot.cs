@@ -11,6 +11,8 @@ public sealed class VmSnapshot
     public bool IncludeMemory { get; set; }
     /// <summary>The VM's state when the snapshot was taken (running, paused, stopped).</summary>
     public required string VmState { get; set; }
+    /// <summary>ready, or the operation under way (creating, reverting, deleting); see SnapshotStates.</summary>
+    public required string State { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
 
     public string LibvirtName => "limen-" + Id.ToString("N");

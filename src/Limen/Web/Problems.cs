@@ -28,6 +28,7 @@ public static class Problems
     public const string VmOperationFailed = Prefix + "vm-operation-failed";
     public const string InvalidState = Prefix + "invalid-state";
     public const string QuotaExceeded = Prefix + "quota-exceeded";
+    public const string InsufficientStorage = Prefix + "insufficient-storage";
 
     public static string ForStatus(int status) => status switch
     {
@@ -41,6 +42,7 @@ public static class Problems
         415 => UnsupportedMediaType,
         429 => RateLimited,
         503 => DatabaseUnavailable,
+        507 => InsufficientStorage,
         _ => Internal,
     };
 
@@ -56,6 +58,11 @@ public static class Problems
 
     public static ProblemHttpResult ConflictProblem(string detail) =>
         Create(409, Conflict, "Conflict", detail);
+
+    /// <summary>507: the disk folder has no room for what the request needed to write; nothing was kept.</summary>
+    public static ProblemHttpResult DiskFull(string what) =>
+        Create(507, InsufficientStorage, "Insufficient storage",
+            $"{what}: the host's disk folder is full. Nothing was kept; free space (or ask an administrator to) and try again.");
 
     public static ProblemHttpResult Unauthenticated(string detail) =>
         Create(401, Unauthorized, "Unauthorized", detail);

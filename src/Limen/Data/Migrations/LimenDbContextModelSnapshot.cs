@@ -728,6 +728,14 @@ namespace Limen.Data.Migrations
                         .HasColumnType("character varying(64)")
                         .HasColumnName("name");
 
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasDefaultValue("ready")
+                        .HasColumnName("state");
+
                     b.Property<Guid>("VmId")
                         .HasColumnType("uuid")
                         .HasColumnName("vm_id");

@@ -48,21 +48,7 @@ public sealed class AuditTrail(
     public async Task RecordAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
     {
         var http = httpContextAccessor.HttpContext;
-        var row = new AuditLog
-        {
-            Time = clock.GetUtcNow(),
-            RequestId = http?.TraceIdentifier,
-            UserId = auditEvent.UserId ?? http?.User.FindUserId(),
-            Username = auditEvent.Username ?? http?.User.FindUsername(),
-            Action = auditEvent.Action,
-            TargetType = auditEvent.TargetType,
-            TargetId = auditEvent.TargetId,
-            Result = auditEvent.Result,
-            ErrorCode = auditEvent.ErrorCode,
-            ClientIp = http?.Connection.RemoteIpAddress?.ToString(),
-            UserAgent = Truncate(http?.Request.Headers.UserAgent.ToString(), 512),
-            Details = auditEvent.Details is null ? null : JsonSerializer.Serialize(auditEvent.Details, DetailsJson),
-        };
+        var row = Row(auditEvent);
 
         // Anonymous: a request that proved no identity, about an act that names no user. Anybody can
         // send those, so they are budgeted per client; what is over budget is counted, not written.
@@ -105,6 +91,30 @@ public sealed class AuditTrail(
             logger.LogWarning("Audit row not written (database unavailable): {Action} {Result} {TargetType} {TargetId}",
                 row.Action, row.Result, row.TargetType, row.TargetId);
         }
+    }
+
+    /// <summary>
+    /// The row for <paramref name="auditEvent"/>, for a caller to add to its own context: the act's
+    /// outcome and its audit row then commit together, so a crash cannot keep one without the other.
+    /// </summary>
+    public AuditLog Row(AuditEvent auditEvent)
+    {
+        var http = httpContextAccessor.HttpContext;
+        return new AuditLog
+        {
+            Time = clock.GetUtcNow(),
+            RequestId = http?.TraceIdentifier,
+            UserId = auditEvent.UserId ?? http?.User.FindUserId(),
+            Username = auditEvent.Username ?? http?.User.FindUsername(),
+            Action = auditEvent.Action,
+            TargetType = auditEvent.TargetType,
+            TargetId = auditEvent.TargetId,
+            Result = auditEvent.Result,
+            ErrorCode = auditEvent.ErrorCode,
+            ClientIp = http?.Connection.RemoteIpAddress?.ToString(),
+            UserAgent = Truncate(http?.Request.Headers.UserAgent.ToString(), 512),
+            Details = auditEvent.Details is null ? null : JsonSerializer.Serialize(auditEvent.Details, DetailsJson),
+        };
     }
 
     private static string? Truncate(string? value, int max) =>

@@ -6,6 +6,7 @@ using Limen.Features.Hosts;
 using Limen.Features.Metrics;
 using Limen.Features.Quotas;
 using Limen.Features.Vms;
+using Limen.Hosting;
 using Limen.Libvirt;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,9 +16,9 @@ namespace Limen.Features.Snapshots;
 
 public sealed record CreateSnapshotRequest(string Name, string? Description = null, bool IncludeMemory = false);
 
-public sealed record SnapshotResponse(Guid Id, Guid VmId, string Name, string? Description, bool IncludeMemory, string VmState, DateTimeOffset CreatedAt)
+public sealed record SnapshotResponse(Guid Id, Guid VmId, string Name, string? Description, bool IncludeMemory, string VmState, string State, DateTimeOffset CreatedAt)
 {
-    public static SnapshotResponse From(VmSnapshot s) => new(s.Id, s.VmId, s.Name, s.Description, s.IncludeMemory, s.VmState, s.CreatedAt);
+    public static SnapshotResponse From(VmSnapshot s) => new(s.Id, s.VmId, s.Name, s.Description, s.IncludeMemory, s.VmState, s.State, s.CreatedAt);
 }
 
 /// <summary>
@@ -25,16 +26,19 @@ public sealed record SnapshotResponse(Guid Id, Guid VmId, string Name, string? D
 /// libvirt 9.0 can create, revert and delete these; external snapshots cannot be reverted before
 /// libvirt 9.9. libvirt only takes an internal snapshot of a running VM together with its memory,
 /// so without include_memory the memory is stored but never used: revert restores the disk and
-/// leaves the VM stopped. Every operation holds the VM's lock, like its other actions.
+/// leaves the VM stopped. Every operation holds the VM's lock, like its other actions, and records
+/// its intent in the snapshot's row before libvirt is touched (see <see cref="SnapshotStates"/>).
 /// </summary>
 public sealed class SnapshotService(
     LimenDbContext db,
     VmService vms,
     VmLocks locks,
     Hypervisor hypervisor,
+    LocalHost localHost,
     QuotaService quotas,
     AuditTrail audit,
     LimenMetrics metrics,
+    CrashPoints crashPoints,
     TimeProvider clock)
 {
     public const int MaxDescriptionLength = 1000;
@@ -75,6 +79,11 @@ public sealed class SnapshotService(
             return Problems.Invalid("description", $"description must be at most {MaxDescriptionLength} characters.");
         }
 
+        if (VmStates.IsPending(vm.State))
+        {
+            return Count("create", VmBusy(vm));
+        }
+
         var live = vm.State is VmStates.Running or VmStates.Paused;
         if (!live && vm.State != VmStates.Stopped || (request.IncludeMemory && !live))
         {
@@ -88,7 +97,7 @@ public sealed class SnapshotService(
         var snapshot = new VmSnapshot
         {
             Id = Guid.NewGuid(), VmId = vm.Id, Name = request.Name, Description = request.Description,
-            IncludeMemory = request.IncludeMemory, VmState = vm.State, CreatedAt = clock.GetUtcNow(),
+            IncludeMemory = request.IncludeMemory, VmState = vm.State, State = SnapshotStates.Creating, CreatedAt = clock.GetUtcNow(),
         };
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
@@ -110,6 +119,7 @@ public sealed class SnapshotService(
             }
         }
 
+        crashPoints.Reach(CrashPoints.SnapshotCreateRowInserted);
         try
         {
             var xml = SnapshotXml(snapshot, live);
@@ -121,14 +131,21 @@ public sealed class SnapshotService(
         }
         catch (LibvirtException e)
         {
+            // libvirt answered no: there is no snapshot to keep. (Had libvirtd gone away instead, the
+            // row stays `creating` and recovery keeps or drops it by what libvirt has once it is back.)
+            var full = localHost.OutOfSpace(e);
             db.VmSnapshots.Remove(snapshot);
             await db.SaveChangesAsync(CancellationToken.None);
-            await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
-            return Count("create", Problems.Create(409, Problems.VmOperationFailed, "Snapshot failed", e.Message));
+            await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Failure, "vm", vm.Id.ToString(), full ? "no_space" : "libvirt_error",
+                new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
+            return Count("create", full ? Problems.DiskFull("The snapshot could not be taken") : Problems.Create(409, Problems.VmOperationFailed, "Snapshot failed", e.Message));
         }
 
-        await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Success, "vm", vm.Id.ToString(),
-            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, include_memory = snapshot.IncludeMemory, vm_state = snapshot.VmState }), cancellationToken);
+        crashPoints.Reach(CrashPoints.SnapshotCreateTaken);
+        snapshot.State = SnapshotStates.Ready;
+        db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.create", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, include_memory = snapshot.IncludeMemory, vm_state = snapshot.VmState })));
+        await db.SaveChangesAsync(CancellationToken.None);
         metrics.SnapshotOperations.WithLabels("create", "success").Inc();
         return TypedResults.Created($"/api/vms/{vm.Id}/snapshots/{snapshot.Id}", SnapshotResponse.From(snapshot));
     }
@@ -145,50 +162,70 @@ public sealed class SnapshotService(
             return Problems.NotFoundProblem("The snapshot");
         }
 
-        if (vm.State is VmStates.Creating or VmStates.Missing)
+        if (VmStates.IsPending(vm.State) || vm.State == VmStates.Missing)
         {
-            return Count("revert", Problems.Create(409, Problems.InvalidState, "Invalid state", $"Cannot revert a VM that is {vm.State}.",
-                new Dictionary<string, object?> { ["state"] = vm.State }));
+            return Count("revert", VmBusy(vm));
         }
 
-        var resumesFromMemory = snapshot.IncludeMemory && snapshot.VmState is VmStates.Running or VmStates.Paused;
+        if (snapshot.State != SnapshotStates.Ready)
+        {
+            return Count("revert", SnapshotBusy(snapshot));
+        }
+
+        // The intent first: a revert cut short from here on is redone by recovery.
+        snapshot.State = SnapshotStates.Reverting;
+        await db.SaveChangesAsync(CancellationToken.None);
+        crashPoints.Reach(CrashPoints.SnapshotRevertMarked);
         try
         {
-            vm.State = await Task.Run(() => hypervisor.Run(c =>
-            {
-                using var domain = Domain(c, vm.Id);
-                using var libvirtSnapshot = domain.LookupSnapshotByName(snapshot.LibvirtName)
-                    ?? throw new LibvirtException("The snapshot's data is gone from the VM's disk.", LibvirtErrorCode.NoDomainSnapshot, 0, "lookup");
-                if (resumesFromMemory)
-                {
-                    domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Paused ? SnapshotRevertFlags.Paused : SnapshotRevertFlags.Running);
-                    return snapshot.VmState;
-                }
-
-                // Taken while running (memory stored but not wanted) or while stopped: restore the disk, end stopped.
-                domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Stopped ? SnapshotRevertFlags.None : SnapshotRevertFlags.Paused);
-                if (domain.IsActive)
-                {
-                    domain.Destroy();
-                }
-
-                return VmStates.Stopped;
-            }), CancellationToken.None);
+            vm.State = await Task.Run(() => hypervisor.Run(c => Revert(c, vm.Id, snapshot, () => crashPoints.Reach(CrashPoints.SnapshotRevertDiskReverted))),
+                CancellationToken.None);
         }
         catch (LibvirtException e)
         {
+            snapshot.State = SnapshotStates.Ready;
+            await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.revert", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
                 new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
             return Count("revert", Problems.Create(409, Problems.VmOperationFailed, "Revert failed", e.Message));
         }
 
+        crashPoints.Reach(CrashPoints.SnapshotRevertDone);
         vm.StateReason = null;
         vm.UpdatedAt = clock.GetUtcNow();
+        snapshot.State = SnapshotStates.Ready;
+        db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.revert", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, state = vm.State })));
         await db.SaveChangesAsync(CancellationToken.None);
-        await audit.RecordAsync(new AuditEvent("snapshot.revert", AuditResults.Success, "vm", vm.Id.ToString(),
-            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, state = vm.State }), cancellationToken);
         metrics.SnapshotOperations.WithLabels("revert", "success").Inc();
         return TypedResults.Ok(VmResponse.From(vm));
+    }
+
+    /// <summary>
+    /// Reverts the domain to <paramref name="snapshot"/> and returns the VM's new state. Reverting
+    /// twice to the same snapshot ends the same way as once, which is what lets recovery redo it.
+    /// </summary>
+    /// <param name="diskReverted">Runs between the revert and the power-off of a revert that ends stopped.</param>
+    internal static string Revert(LibvirtConnection connection, Guid vmId, VmSnapshot snapshot, Action? diskReverted = null)
+    {
+        using var domain = Domain(connection, vmId);
+        using var libvirtSnapshot = domain.LookupSnapshotByName(snapshot.LibvirtName)
+            ?? throw new LibvirtException("The snapshot's data is gone from the VM's disk.", LibvirtErrorCode.NoDomainSnapshot, 0, "lookup");
+        if (snapshot.IncludeMemory && snapshot.VmState is VmStates.Running or VmStates.Paused)
+        {
+            domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Paused ? SnapshotRevertFlags.Paused : SnapshotRevertFlags.Running);
+            return snapshot.VmState;
+        }
+
+        // Taken while running (memory stored but not wanted) or while stopped: restore the disk, end stopped.
+        domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Stopped ? SnapshotRevertFlags.None : SnapshotRevertFlags.Paused);
+        diskReverted?.Invoke();
+        if (domain.IsActive)
+        {
+            domain.Destroy();
+        }
+
+        return VmStates.Stopped;
     }
 
     /// <summary>Deletes the snapshot's data from the qcow2 (not just libvirt's metadata), then its row.</summary>
@@ -200,28 +237,43 @@ public sealed class SnapshotService(
             return Problems.NotFoundProblem("The snapshot");
         }
 
+        if (snapshot.State is not (SnapshotStates.Ready or SnapshotStates.Deleting))
+        {
+            return Count("delete", SnapshotBusy(snapshot));
+        }
+
+        // The intent first: a delete cut short from here on is finished by recovery.
+        snapshot.State = SnapshotStates.Deleting;
+        await db.SaveChangesAsync(CancellationToken.None);
+        crashPoints.Reach(CrashPoints.SnapshotDeleteMarked);
         try
         {
-            await Task.Run(() => hypervisor.Run(c =>
-            {
-                using var domain = c.LookupDomainByUuid(vm.Id);
-                using var libvirtSnapshot = domain?.LookupSnapshotByName(snapshot.LibvirtName);
-                libvirtSnapshot?.Delete();
-            }), CancellationToken.None);
+            await Task.Run(() => hypervisor.Run(c => DeleteFromDisk(c, vm.Id, snapshot)), CancellationToken.None);
         }
         catch (LibvirtException e)
         {
+            snapshot.State = SnapshotStates.Ready;
+            await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.delete", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
                 new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
             return Count("delete", Problems.Create(409, Problems.VmOperationFailed, "Snapshot deletion failed", e.Message));
         }
 
+        crashPoints.Reach(CrashPoints.SnapshotDeleteRemoved);
         db.VmSnapshots.Remove(snapshot);
+        db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.delete", AuditResults.Success, "vm", vm.Id.ToString(),
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name })));
         await db.SaveChangesAsync(CancellationToken.None);
-        await audit.RecordAsync(new AuditEvent("snapshot.delete", AuditResults.Success, "vm", vm.Id.ToString(),
-            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name }), cancellationToken);
         metrics.SnapshotOperations.WithLabels("delete", "success").Inc();
         return TypedResults.NoContent();
+    }
+
+    /// <summary>Deletes the snapshot's data and metadata, if libvirt still has them.</summary>
+    internal static void DeleteFromDisk(LibvirtConnection connection, Guid vmId, VmSnapshot snapshot)
+    {
+        using var domain = connection.LookupDomainByUuid(vmId);
+        using var libvirtSnapshot = domain?.LookupSnapshotByName(snapshot.LibvirtName);
+        libvirtSnapshot?.Delete();
     }
 
     /// <summary>The VM (visible to the caller) and its snapshot; a snapshot of another VM is not found.</summary>
@@ -231,6 +283,12 @@ public sealed class SnapshotService(
         var snapshot = vm is null ? null : await db.VmSnapshots.FirstOrDefaultAsync(s => s.Id == snapshotId && s.VmId == vmId, cancellationToken);
         return (vm, snapshot);
     }
+
+    private static ProblemHttpResult VmBusy(Vm vm) => Problems.Create(409, Problems.InvalidState, "Invalid state", $"The VM is {vm.State}.",
+        new Dictionary<string, object?> { ["state"] = vm.State });
+
+    private static ProblemHttpResult SnapshotBusy(VmSnapshot snapshot) => Problems.Create(409, Problems.InvalidState, "Invalid state",
+        $"The snapshot is {snapshot.State}.", new Dictionary<string, object?> { ["state"] = snapshot.State });
 
     private static LibvirtDomain Domain(LibvirtConnection connection, Guid vmId) =>
         connection.LookupDomainByUuid(vmId) ?? throw new LibvirtException("The VM's domain no longer exists.", LibvirtErrorCode.NoDomain, 0, "lookup");

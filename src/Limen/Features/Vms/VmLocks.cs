@@ -17,6 +17,13 @@ public sealed class VmLocks
         return new Releaser(semaphore);
     }
 
+    /// <summary>The lock if it is free right now, else null: recovery never waits behind a request.</summary>
+    public IDisposable? TryAcquire(Guid vmId)
+    {
+        var semaphore = locks.GetOrAdd(vmId, _ => new SemaphoreSlim(1, 1));
+        return semaphore.Wait(0) ? new Releaser(semaphore) : null;
+    }
+
     public bool IsHeld(Guid vmId) => locks.TryGetValue(vmId, out var semaphore) && semaphore.CurrentCount == 0;
 
     private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable

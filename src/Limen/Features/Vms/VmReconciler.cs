@@ -4,6 +4,7 @@ using Limen.Features.Audit;
 using Limen.Features.Health;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
+using Limen.Features.Snapshots;
 using Limen.Libvirt;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -14,8 +15,10 @@ namespace Limen.Features.Vms;
 /// Keeps the database following libvirt: at start, on every lifecycle event, on every new libvirt
 /// connection, and in a periodic sweep (events can be missed while libvirtd restarts). A domain
 /// removed behind Limen's back marks its VM missing; a domain with Limen's prefix that no row knows
-/// is reported, not touched. A pass that fails (libvirt or the database away) is retried with the
-/// loop's back-off, or at once when libvirt comes back.
+/// is reported, not touched. Each pass first settles operations that were cut short
+/// (<see cref="VmRecovery"/>, <see cref="SnapshotRecovery"/>) — the first pass, at start, is where a
+/// restarted server finishes or undoes what its predecessor left half done. A pass that fails
+/// (libvirt or the database away) is retried with the loop's back-off, or at once when libvirt comes back.
 /// </summary>
 public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
@@ -84,20 +87,46 @@ public sealed partial class VmReconciler(
             }
 
             metrics.LibvirtUp.Set(1);
+            // A read-only instance (the restore drill) looks at another server's VMs: never settle them.
+            if (!options.Value.ReadOnly && await RecoverAsync(cancellationToken))
+            {
+                domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
+            }
+
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
             var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
-            foreach (var vm in vms.Where(v => v.State != VmStates.Creating && !locks.IsHeld(v.Id)))
+            foreach (var vm in vms.Where(v => !VmStates.IsPending(v.State)))
             {
+                if (VmService.StateFor(domains.TryGetValue(vm.Id, out var listed) ? listed : null) == vm.State)
+                {
+                    continue;
+                }
+
+                using var vmLock = locks.TryAcquire(vm.Id);
+                if (vmLock is null)
+                {
+                    continue; // an operation on it is under way and sets the state itself
+                }
+
+                // The list and the row may both predate an operation that finished a moment ago
+                // (a create would look missing, a snapshot's pause would stick): look again, under the lock.
+                await db.Entry(vm).ReloadAsync(cancellationToken);
+                if (db.Entry(vm).State == EntityState.Detached || VmStates.IsPending(vm.State))
+                {
+                    continue;
+                }
+
                 var before = vm.State;
-                VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
+                VmService.ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken));
                 if (vm.State == before)
                 {
                     continue;
                 }
 
                 vm.UpdatedAt = DateTimeOffset.UtcNow;
+                await db.SaveChangesAsync(cancellationToken);
                 if (vm.State == VmStates.Missing)
                 {
                     lifecycle.NotifyDeleted(vm.Id);
@@ -115,7 +144,6 @@ public sealed partial class VmReconciler(
                 }
             }
 
-            await db.SaveChangesAsync(cancellationToken);
             ReportUnknown(domains.Keys, vms.Select(v => v.Id).ToHashSet());
             foreach (var state in VmStates.All)
             {
@@ -128,6 +156,15 @@ public sealed partial class VmReconciler(
         }
     }
 
+    /// <summary>VMs first: a VM deleted there takes its snapshots with it.</summary>
+    private async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var vmsChanged = await scope.ServiceProvider.GetRequiredService<VmRecovery>().RecoverAsync(cancellationToken);
+        var snapshotsChanged = await scope.ServiceProvider.GetRequiredService<SnapshotRecovery>().RecoverAsync(cancellationToken);
+        return vmsChanged || snapshotsChanged;
+    }
+
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
     {
         // Normally done when the connection opened; again here if that attempt failed.
@@ -137,9 +174,16 @@ public sealed partial class VmReconciler(
         {
             using (domain)
             {
-                if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
+                try
                 {
-                    result[domain.Uuid] = domain.GetState().State;
+                    if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
+                    {
+                        result[domain.Uuid] = domain.GetState().State;
+                    }
+                }
+                catch (LibvirtException e) when (e.Code == LibvirtErrorCode.NoDomain)
+                {
+                    // Undefined between the listing and this look (a delete running right now): not there.
                 }
             }
         }

@@ -4,6 +4,7 @@ using Limen.Features.Audit;
 using Limen.Features.Hosts;
 using Limen.Features.Images;
 using Limen.Features.Quotas;
+using Limen.Hosting;
 using Limen.Libvirt;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -16,7 +17,7 @@ namespace Limen.Features.Vms;
 /// Creates, changes and removes VMs so that the database row, the libvirt domain and the disk file
 /// always agree: every step that fails undoes the steps before it.
 /// </summary>
-public sealed class VmService(
+public sealed partial class VmService(
     LimenDbContext db,
     Hypervisor hypervisor,
     LocalHost localHost,
@@ -26,6 +27,7 @@ public sealed class VmService(
     ImageStore images,
     AuditTrail audit,
     IOptions<HypervisorOptions> options,
+    CrashPoints crashPoints,
     TimeProvider clock,
     ILogger<VmService> logger)
 {
@@ -80,6 +82,8 @@ public sealed class VmService(
             CreatedAt = now,
             UpdatedAt = now,
         };
+        // Taken before the row exists: recovery treats a `creating` row whose lock is free as left over.
+        using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
         // The quota check and the row that reserves the resources commit together.
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
@@ -108,8 +112,7 @@ public sealed class VmService(
             }
         }
 
-        using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
-        var defined = false;
+        crashPoints.Reach(CrashPoints.VmCreateRowInserted);
         try
         {
             var diskPath = localHost.DiskPath(vm.Id);
@@ -122,38 +125,41 @@ public sealed class VmService(
                 await QemuImg.CreateOverlayAsync(diskPath, images.PathOf(image), image.Format, vm.DiskGb, CancellationToken.None);
             }
 
+            crashPoints.Reach(CrashPoints.VmCreateDiskCreated);
             var xml = DomainXml.Build(Spec(vm));
             await Task.Run(() => hypervisor.Run(c =>
             {
                 using var domain = c.DefineDomain(xml);
-                defined = true;
                 if (request.Start)
                 {
                     domain.Create();
                 }
             }), CancellationToken.None);
 
+            crashPoints.Reach(CrashPoints.VmCreateDomainDefined);
             vm.State = request.Start ? VmStates.Running : VmStates.Stopped;
             vm.UpdatedAt = clock.GetUtcNow();
+            db.AuditLogs.Add(audit.Row(new AuditEvent("vm.create", AuditResults.Success, "vm", vm.Id.ToString(),
+                Details: new { name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start })));
+            // A database lost here leaves the row `creating` with its disk and domain: recovery completes it.
             await db.SaveChangesAsync(CancellationToken.None);
         }
         catch (Exception e) when (e is LibvirtException or QemuImgException or HypervisorUnavailableException or IOException)
         {
-            await RollBackCreateAsync(vm, defined);
-            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", vm.Id.ToString(), "create_failed",
-                new { name = vm.Name, error = e.Message }), CancellationToken.None);
+            var full = e is not HypervisorUnavailableException && localHost.OutOfSpace(e);
+            var rolledBack = await RollBackCreateAsync(vm);
+            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", vm.Id.ToString(), full ? "no_space" : "create_failed",
+                new { name = vm.Name, error = e.Message, rolled_back = rolledBack }), CancellationToken.None);
             if (e is HypervisorUnavailableException)
             {
                 throw;
             }
 
-            return Problems.Create(500, Problems.VmOperationFailed, "VM creation failed",
-                $"The VM could not be created and nothing was kept: {e.Message}");
+            return full
+                ? Problems.DiskFull("The VM could not be created")
+                : Problems.Create(500, Problems.VmOperationFailed, "VM creation failed", $"The VM could not be created and nothing was kept: {e.Message}");
         }
 
-        await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Success, "vm", vm.Id.ToString(),
-            Details: new { name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start }),
-            cancellationToken);
         return TypedResults.Created($"/api/vms/{vm.Id}", VmResponse.From(vm));
     }
 
@@ -167,6 +173,11 @@ public sealed class VmService(
         }
 
         var auditAction = "vm." + action.ToString().ToLowerInvariant();
+        if (PendingProblem(vm) is { } pending)
+        {
+            return pending;
+        }
+
         var domainState = await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None);
         ApplyObservedState(vm, domainState);
         switch (VmActions.Plan(action, vm.State))
@@ -233,6 +244,11 @@ public sealed class VmService(
             return Problems.NotFoundProblem("The VM");
         }
 
+        if (PendingProblem(vm) is { } pending)
+        {
+            return pending;
+        }
+
         // Only what differs from the row is a change; sending the current values is a 200 no-op.
         var newVcpus = request.Vcpus is { } v && v != vm.Vcpus ? v : (int?)null;
         var newMemoryMb = request.MemoryMb is { } m && m != vm.MemoryMb ? m : (int?)null;
@@ -291,6 +307,11 @@ public sealed class VmService(
             return Problems.NotFoundProblem("The VM");
         }
 
+        if (PendingProblem(vm) is { } pending)
+        {
+            return pending;
+        }
+
         if (cdromImageId is { } isoId && !await db.Images.AnyAsync(i => i.Id == isoId && i.Kind == ImageKinds.Iso, cancellationToken))
         {
             return Problems.Invalid("image_id", "No such ISO image.");
@@ -322,13 +343,34 @@ public sealed class VmService(
             return Problems.NotFoundProblem("The VM");
         }
 
+        // The intent first: a delete cut short from here on is finished by recovery, never left half done.
+        var before = vm.State;
+        vm.State = VmStates.Deleting;
+        vm.UpdatedAt = clock.GetUtcNow();
+        await db.SaveChangesAsync(CancellationToken.None);
+        crashPoints.Reach(CrashPoints.VmDeleteMarked);
+
         // Before the domain goes: a console watching it must end as vm_deleted, not as a lost VNC connection.
         lifecycle.NotifyDeleted(vm.Id);
-        await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
-        DeleteFiles(vm.Id);
+        try
+        {
+            await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
+        }
+        catch (LibvirtException e)
+        {
+            // libvirt refused (the domain is still there): nothing was removed, the VM stays as it was.
+            vm.State = before;
+            await db.SaveChangesAsync(CancellationToken.None);
+            await audit.RecordAsync(new AuditEvent("vm.delete", AuditResults.Failure, "vm", id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
+            return Problems.Create(409, Problems.VmOperationFailed, "VM deletion failed", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+        }
+
+        crashPoints.Reach(CrashPoints.VmDeleteDomainRemoved);
+        localHost.DeleteVmFiles(vm.Id);
+        crashPoints.Reach(CrashPoints.VmDeleteFilesRemoved);
         db.Vms.Remove(vm);
+        db.AuditLogs.Add(audit.Row(new AuditEvent("vm.delete", AuditResults.Success, "vm", id.ToString(), Details: new { name = vm.Name })));
         await db.SaveChangesAsync(CancellationToken.None);
-        await audit.RecordAsync(new AuditEvent("vm.delete", AuditResults.Success, "vm", id.ToString(), Details: new { name = vm.Name }), CancellationToken.None);
         return TypedResults.NoContent();
     }
 
@@ -419,25 +461,34 @@ public sealed class VmService(
         return domain?.GetState().State;
     }
 
+    /// <summary>What libvirt's view means for a VM's row: a vanished domain makes it missing.</summary>
+    public static string StateFor(DomainState? observed) => observed is { } state ? VmStates.FromDomain(state) : VmStates.Missing;
+
     /// <summary>The row follows libvirt; a vanished domain makes the VM missing (never silently deleted).</summary>
     public static void ApplyObservedState(Vm vm, DomainState? observed)
     {
-        if (observed is null)
+        var state = StateFor(observed);
+        if (state == vm.State)
         {
-            vm.State = VmStates.Missing;
-            vm.StateReason = "The libvirt domain no longer exists on its host.";
             return;
         }
 
-        var state = VmStates.FromDomain(observed.Value);
-        if (state != vm.State)
+        vm.State = state;
+        vm.StateReason = state switch
         {
-            vm.State = state;
-            vm.StateReason = state == VmStates.Error ? $"libvirt reports the domain {observed.Value.ToString().ToLowerInvariant()}." : null;
-        }
+            VmStates.Missing => "The libvirt domain no longer exists on its host.",
+            VmStates.Error => $"libvirt reports the domain {observed!.Value.ToString().ToLowerInvariant()}.",
+            _ => null,
+        };
     }
 
-    private static void RemoveDomain(LibvirtConnection connection, Guid vmId)
+    /// <summary>409 for a VM whose create or delete is still under way (or awaits recovery).</summary>
+    private static ProblemHttpResult? PendingProblem(Vm vm) => VmStates.IsPending(vm.State)
+        ? Problems.Create(409, Problems.InvalidState, "Invalid state", $"The VM is {vm.State}.", new Dictionary<string, object?> { ["state"] = vm.State })
+        : null;
+
+    /// <summary>Powers off and undefines the domain, if there is one.</summary>
+    internal static void RemoveDomain(LibvirtConnection connection, Guid vmId)
     {
         using var domain = connection.LookupDomainByUuid(vmId);
         if (domain is null)
@@ -454,29 +505,31 @@ public sealed class VmService(
         domain.Undefine(DomainUndefineFlags.SnapshotsMetadata | DomainUndefineFlags.ManagedSave);
     }
 
-    private void DeleteFiles(Guid vmId)
+    /// <summary>
+    /// Undoes a failed create; true when nothing is left. The disk goes first, so that whatever stays
+    /// behind (libvirt unreachable) can only be rolled back by recovery, never completed.
+    /// </summary>
+    private async Task<bool> RollBackCreateAsync(Vm vm)
     {
-        File.Delete(localHost.DiskPath(vmId));
-        File.Delete(localHost.SerialLogPath(vmId));
-    }
-
-    private async Task RollBackCreateAsync(Vm vm, bool defined)
-    {
+        localHost.DeleteVmFiles(vm.Id);
         try
         {
-            if (defined)
-            {
-                await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)));
-            }
+            // Also when define seemed to fail: libvirtd may have defined it before its connection broke.
+            await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)));
         }
         catch (Exception e) when (e is LibvirtException or HypervisorUnavailableException)
         {
-            // The reconciler reports a leftover domain with our prefix and no row; log it for the operator too.
-            logger.LogError("Rolling back VM {VmId}: could not remove domain {Domain}: {Message}", vm.Id, DomainName(vm.Id), e.Message);
+            // The row stays `creating`: it keeps the domain known, and recovery removes both once libvirt answers.
+            LogRollbackIncomplete(vm.Id, DomainName(vm.Id), e.Message);
+            return false;
         }
 
-        DeleteFiles(vm.Id);
         db.Vms.Remove(vm);
         await db.SaveChangesAsync(CancellationToken.None);
+        return true;
     }
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning,
+        Message = "Rolling back VM {VmId}: could not remove domain {Domain} ({Reason}); recovery finishes the rollback when libvirt answers")]
+    private partial void LogRollbackIncomplete(Guid vmId, string domain, string reason);
 }

@@ -1,5 +1,6 @@
 using Limen.Features.Hosts;
 using Limen.Features.Images;
+using Limen.Hosting;
 
 namespace Limen.Features.Vms;
 
@@ -22,6 +23,9 @@ public static class VmServiceCollection
         services.Configure<Quotas.QuotaOptions>(configuration.GetSection(Quotas.QuotaOptions.Section));
         services.AddScoped<Quotas.QuotaService>();
         services.AddScoped<Snapshots.SnapshotService>();
+        services.AddScoped<VmRecovery>();
+        services.AddScoped<Snapshots.SnapshotRecovery>();
+        services.AddCrashPoints(configuration);
         services.AddSingleton<VmReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<VmReconciler>());
         return services;

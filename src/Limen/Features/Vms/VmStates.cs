@@ -13,8 +13,16 @@ public static class VmStates
     public const string Error = "error";
     /// <summary>The domain vanished behind Limen's back; the row stays until someone decides.</summary>
     public const string Missing = "missing";
+    /// <summary>Written before a delete touches libvirt, so a delete cut short is finished by recovery.</summary>
+    public const string Deleting = "deleting";
 
-    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing];
+    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing, Deleting];
+
+    /// <summary>
+    /// Creating and deleting are an operation's intent, not something libvirt reports: while a row is
+    /// in one of them only that operation or the recovery after it (<see cref="VmRecovery"/>) may change it.
+    /// </summary>
+    public static bool IsPending(string state) => state is Creating or Deleting;
 
     /// <summary>What libvirt's domain state means for a VM.</summary>
     public static string FromDomain(DomainState state) => state switch

@@ -1,0 +1,109 @@
+using Limen.Data;
+using Limen.Features.Audit;
+using Limen.Features.Hosts;
+using Limen.Libvirt;
+using Microsoft.EntityFrameworkCore;
+
+namespace Limen.Features.Vms;
+
+/// <summary>
+/// Settles VM creates and deletes that were cut short — the server killed, libvirtd or PostgreSQL
+/// lost half-way — from the intent their rows still carry. A `creating` VM whose domain and disk
+/// both exist got through its last libvirt step and is completed; any other is rolled back. A
+/// `deleting` VM is always deleted. Each outcome is one audit row (error code `interrupted`),
+/// committed together with it. Runs in every reconciler pass, under each VM's lock, so it never
+/// touches an operation that a request of this server is still carrying out.
+/// </summary>
+public sealed partial class VmRecovery(
+    LimenDbContext db,
+    Hypervisor hypervisor,
+    LocalHost localHost,
+    VmLocks locks,
+    VmLifecycle lifecycle,
+    AuditTrail audit,
+    ILogger<VmRecovery> logger)
+{
+    public const string Interrupted = "interrupted";
+
+    /// <summary>Settles every pending VM of this host whose lock is free; true when anything changed.</summary>
+    public async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    {
+        var pending = await db.Vms.AsNoTracking()
+            .Where(v => v.HostId == localHost.Id && (v.State == VmStates.Creating || v.State == VmStates.Deleting))
+            .Select(v => v.Id).ToListAsync(cancellationToken);
+        var changed = false;
+        foreach (var id in pending)
+        {
+            using var vmLock = locks.TryAcquire(id);
+            if (vmLock is null)
+            {
+                continue; // a request of this server is on it
+            }
+
+            // Read again under the lock: a request may have finished it since the query above.
+            var vm = await db.Vms.FirstOrDefaultAsync(v => v.Id == id, cancellationToken);
+            if (vm is null || !VmStates.IsPending(vm.State))
+            {
+                continue;
+            }
+
+            try
+            {
+                await (vm.State == VmStates.Creating ? SettleCreateAsync(vm) : FinishDeleteAsync(vm));
+                changed = true;
+            }
+            catch (LibvirtException e)
+            {
+                // libvirt refused a step (not unreachable: that ends the pass); the next pass tries again.
+                db.ChangeTracker.Clear();
+                LogRecoveryFailed(vm.Id, vm.State, e.Message);
+            }
+        }
+
+        return changed;
+    }
+
+    private async Task SettleCreateAsync(Vm vm)
+    {
+        var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)));
+        var diskExists = File.Exists(localHost.DiskPath(vm.Id));
+        if (observed is { } domainState && diskExists)
+        {
+            VmService.ApplyObservedState(vm, domainState);
+            vm.UpdatedAt = DateTimeOffset.UtcNow;
+            Record(vm, "vm.create", AuditResults.Success, "completed", new { state = vm.State });
+        }
+        else
+        {
+            localHost.DeleteVmFiles(vm.Id);
+            await Task.Run(() => hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
+            db.Vms.Remove(vm);
+            Record(vm, "vm.create", AuditResults.Failure, "rolled_back", new { domain_existed = observed is not null, disk_existed = diskExists });
+        }
+
+        await db.SaveChangesAsync(CancellationToken.None);
+    }
+
+    private async Task FinishDeleteAsync(Vm vm)
+    {
+        lifecycle.NotifyDeleted(vm.Id);
+        await Task.Run(() => hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
+        localHost.DeleteVmFiles(vm.Id);
+        db.Vms.Remove(vm);
+        Record(vm, "vm.delete", AuditResults.Success, "completed", null);
+        await db.SaveChangesAsync(CancellationToken.None);
+    }
+
+    private void Record(Vm vm, string action, string result, string outcome, object? detail)
+    {
+        db.AuditLogs.Add(audit.Row(new AuditEvent(action, result, "vm", vm.Id.ToString(), Interrupted,
+            new { recovery = outcome, name = vm.Name, owner_id = vm.OwnerId, detail })));
+        LogRecovered(vm.Id, action, outcome);
+    }
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning, Message = "Recovered VM {VmId}: the interrupted {Action} was {Outcome}")]
+    private partial void LogRecovered(Guid vmId, string action, string outcome);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Recovery of VM {VmId} ({State}) failed, retrying at the next pass: {Reason}")]
+    private partial void LogRecoveryFailed(Guid vmId, string state, string reason);
+}
