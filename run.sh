@@ -20,7 +20,8 @@ url=${url%%;*}
 
 dotnet "$LIMEN_DLL" serve &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
+# Ctrl+C or SIGTERM: the server drains and stops; its exit status is ours (0 after a clean stop).
+trap 'kill -TERM $server 2>/dev/null; wait $server; exit $?' INT TERM
 for _ in $(seq 1 120); do
   curl -fsS "$url/api/health/live" >/dev/null 2>&1 && break
   kill -0 $server 2>/dev/null || { wait $server; exit $?; }

@@ -108,13 +108,18 @@ sweep_test_leftovers() {
   for db in $(psql_limen -c "SELECT datname FROM pg_database WHERE datname LIKE 'limen\_test\_%'"); do
     psql_limen -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
   done
-  for dir in /tmp/limen-test-pg-*/data; do
+  # Private clusters of tests: PrivatePostgres's (…/data) and those of ./run.sh under test (…/postgres).
+  for dir in /tmp/limen-test-pg-*/data /tmp/limen-test-*/postgres; do
     [ -d "$dir" ] && runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
   done
   if command -v virsh >/dev/null && virsh -c qemu:///system version >/dev/null 2>&1; then
     for dom in $(virsh -c qemu:///system list --all --name | grep '^limen-test-' || true); do
       virsh -c qemu:///system destroy "$dom" >/dev/null 2>&1 || true
       virsh -c qemu:///system undefine "$dom" --snapshots-metadata --nvram >/dev/null 2>&1 || true
+    done
+    for net in $(virsh -c qemu:///system net-list --all --name | grep '^limen-test-' || true); do
+      virsh -c qemu:///system net-destroy "$net" >/dev/null 2>&1 || true
+      virsh -c qemu:///system net-undefine "$net" >/dev/null 2>&1 || true
     done
   fi
   rm -rf /tmp/limen-test-*
@@ -150,12 +155,20 @@ build_guest() {
 }
 
 # ensure_isolated_network: a libvirt network with no IP address and no forwarding (pure layer 2),
-# so VMs get a NIC without any route off this machine.
+# so VMs get a NIC without any route off this machine. LIMEN_NETWORK_BRIDGE names its bridge:
+# virbr-limen0 for the default network; for any other (a test's) libvirt picks a free virbrN, so
+# two networks never ask for the same bridge.
 LIMEN_NETWORK=${LIMEN_NETWORK:-limen-isolated}
+if [ "$LIMEN_NETWORK" = limen-isolated ]; then
+  LIMEN_NETWORK_BRIDGE=${LIMEN_NETWORK_BRIDGE:-virbr-limen0}
+else
+  LIMEN_NETWORK_BRIDGE=${LIMEN_NETWORK_BRIDGE:-}
+fi
 ensure_isolated_network() {
   if ! virsh -c qemu:///system net-info "$LIMEN_NETWORK" >/dev/null 2>&1; then
-    local xml; xml=$(mktemp)
-    printf "<network><name>%s</name><bridge name='virbr-limen0' stp='on' delay='0'/></network>\n" "$LIMEN_NETWORK" > "$xml"
+    local xml bridge=""; xml=$(mktemp)
+    [ -n "$LIMEN_NETWORK_BRIDGE" ] && bridge=" name='$LIMEN_NETWORK_BRIDGE'"
+    printf "<network><name>%s</name><bridge%s stp='on' delay='0'/></network>\n" "$LIMEN_NETWORK" "$bridge" > "$xml"
     virsh -c qemu:///system net-define "$xml" >/dev/null
     rm -f "$xml"
   fi

@@ -17,18 +17,34 @@ public sealed class ExternalProcess : IAsyncDisposable
         this.process = process;
     }
 
+    public int Id => process.Id;
     public bool HasExited => process.HasExited;
     public int ExitCode => process.ExitCode;
 
     /// <summary>The last lines it wrote to stdout and stderr, for failure messages.</summary>
     public string Output => string.Join('\n', output);
 
-    public static ExternalProcess Start(string fileName, params string[] args)
+    public static ExternalProcess Start(string fileName, params string[] args) => Start(new Dictionary<string, string?>(), fileName, args);
+
+    /// <param name="environment">Variables to set (a null value removes one inherited from the test process).</param>
+    public static ExternalProcess Start(IReadOnlyDictionary<string, string?> environment, string fileName, params string[] args)
     {
         var start = new ProcessStartInfo(fileName) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
         }
 
         Process process;
