@@ -139,6 +139,47 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task Lists_page_in_creation_order_with_exact_totals_through_creates_and_deletes()
+    {
+        var (client, userId, image) = await UserWithImageAsync("vm-pager");
+        var created = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+        {
+            created.Add((await VmTestKit.CreateVmAsync(client, image, $"page-{i}")).GetProperty("id").GetGuid());
+        }
+
+        async Task<(List<Guid> Ids, int Total)> Page(HttpClient caller, string query)
+        {
+            var body = await ProblemAssert.Json(await caller.GetAsync("/api/vms?" + query));
+            return (body.GetProperty("items").EnumerateArray().Select(v => v.GetProperty("id").GetGuid()).ToList(), body.GetProperty("total").GetInt32());
+        }
+
+        var pages = new List<Guid>();
+        for (var page = 1; page <= 3; page++)
+        {
+            var (ids, total) = await Page(client, $"page={page}&page_size=2");
+            Assert.Equal(5, total);
+            pages.AddRange(ids);
+        }
+
+        Assert.Equal(created, pages);
+        // Past the last page: no items, still the true total.
+        var (beyond, beyondTotal) = await Page(client, "page=4&page_size=2");
+        Assert.Empty(beyond);
+        Assert.Equal(5, beyondTotal);
+        using var admin = Server.Client(await Server.AdminTokenAsync());
+        Assert.Equal(created, (await Page(admin, $"owner_id={userId}&page_size=10")).Ids);
+        Assert.Equal(0, (await Page(admin, $"owner_id={Guid.NewGuid()}")).Total);
+        Assert.Equal(await Server.Database.ScalarAsync("SELECT count(*) FROM vms"), (await Page(admin, "page_size=1")).Total);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{created[1]}")).StatusCode);
+        var (left, count) = await Page(client, "page_size=10");
+        Assert.Equal(4, count);
+        Assert.Equal([created[0], created[2], created[3], created[4]], left);
+        Assert.Equal(await Server.Database.ScalarAsync("SELECT count(*) FROM vms"), (await Page(admin, "page=1000")).Total);
+    }
+
+    [Fact]
     public async Task Patch_renames_any_time_but_resizes_only_while_stopped()
     {
         var (client, _, image) = await UserWithImageAsync("vm-patcher");

@@ -63,39 +63,34 @@ public sealed class VmReconciler(
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
-            var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
-            foreach (var vm in vms.Where(v => v.State != VmStates.Creating && !locks.IsHeld(v.Id)))
+            // Every sweep compares every VM of the host, so it reads only what the comparison needs,
+            // untracked; just the VMs whose state moved are loaded as entities and saved.
+            var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == localHost.Id)
+                .Select(v => new VmStateRow(v.Id, v.State)).ToListAsync(cancellationToken);
+            var moved = rows
+                .Where(r => r.State != VmStates.Creating && ObservedState(r.Id, domains) != r.State && !locks.IsHeld(r.Id))
+                .Select(r => r.Id).ToList();
+            var states = rows.ToDictionary(r => r.Id, r => r.State);
+            if (moved.Count > 0)
             {
-                var before = vm.State;
-                VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
-                if (vm.State == before)
+                foreach (var vm in await db.Vms.Where(v => moved.Contains(v.Id)).ToListAsync(cancellationToken))
                 {
-                    continue;
-                }
-
-                vm.UpdatedAt = DateTimeOffset.UtcNow;
-                if (vm.State == VmStates.Missing)
-                {
-                    lifecycle.NotifyDeleted(vm.Id);
-                    logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
-                    await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
-                }
-                else
-                {
-                    if (vm.State is VmStates.Stopped or VmStates.Error)
+                    if (vm.State == VmStates.Creating || locks.IsHeld(vm.Id))
                     {
-                        lifecycle.NotifyStopped(vm.Id);
+                        continue;
                     }
 
-                    logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
+                    await ApplyAsync(vm, domains, audit, cancellationToken);
+                    states[vm.Id] = vm.State;
                 }
+
+                await db.SaveChangesAsync(cancellationToken);
             }
 
-            await db.SaveChangesAsync(cancellationToken);
-            ReportUnknown(domains.Keys, vms.Select(v => v.Id).ToHashSet());
+            ReportUnknown(domains.Keys, states);
             foreach (var state in VmStates.All)
             {
-                metrics.VmsByState.WithLabels(state).Set(vms.Count(v => v.State == state));
+                metrics.VmsByState.WithLabels(state).Set(states.Values.Count(s => s == state));
             }
         }
         catch (HypervisorUnavailableException e)
@@ -113,26 +108,61 @@ public sealed class VmReconciler(
         }
     }
 
+    private sealed record VmStateRow(Guid Id, string State);
+
+    /// <summary>The state a row would get from libvirt's view, without touching the row.</summary>
+    private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
+        domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
+
+    private async Task ApplyAsync(Vm vm, Dictionary<Guid, DomainState> domains, AuditTrail audit, CancellationToken cancellationToken)
+    {
+        var before = vm.State;
+        VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
+        if (vm.State == before)
+        {
+            return;
+        }
+
+        vm.UpdatedAt = DateTimeOffset.UtcNow;
+        if (vm.State == VmStates.Missing)
+        {
+            lifecycle.NotifyDeleted(vm.Id);
+            logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
+            await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
+        }
+        else
+        {
+            if (vm.State is VmStates.Stopped or VmStates.Error)
+            {
+                lifecycle.NotifyStopped(vm.Id);
+            }
+
+            logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
+        }
+    }
+
+    /// <summary>
+    /// The state of every domain with Limen's prefix, in one call (virConnectGetAllDomainStats): a
+    /// remote daemon answers in one round trip instead of one per domain, and a domain removed while
+    /// the list is read is simply absent instead of failing the lookup of its state.
+    /// </summary>
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
     {
         var result = new Dictionary<Guid, DomainState>();
-        foreach (var domain in connection.ListAllDomains())
+        foreach (var domain in connection.GetAllDomainStats(DomainStatsTypes.State))
         {
-            using (domain)
+            if (domain.State is { } state && domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
             {
-                if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
-                {
-                    result[domain.Uuid] = domain.GetState().State;
-                }
+                result[domain.Uuid] = state;
             }
         }
 
         return result;
     }
 
-    private void ReportUnknown(IEnumerable<Guid> domains, HashSet<Guid> known)
+    private void ReportUnknown(IEnumerable<Guid> domains, Dictionary<Guid, string> known)
     {
-        var unknown = domains.Where(id => !known.Contains(id)).ToList();
+        var unknown = domains.Where(id => !known.ContainsKey(id)).ToList();
         metrics.UnknownDomains.Set(unknown.Count);
         foreach (var id in unknown.Where(reportedUnknown.Add))
         {
