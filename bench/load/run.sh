@@ -167,10 +167,24 @@ start_server "$work/serve.log"
 token[admin]=$(login admin "$admin_password")
 token[$reader]=$(login $reader "$user_password")
 
-# wrk_run CASE SECONDS: prints "rps p50 p99 requests errors".
+# CPU time (clock ticks) of the server and of its PostgreSQL backends: what a request costs,
+# whatever share of the machine the other engineers' work leaves to it.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+backend_ticks() {
+  local pid sum=0
+  for pid in $(sql -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND application_name = 'limen-serve'"); do
+    sum=$((sum + $(ticks "$pid")))
+  done
+  echo $sum
+}
+# wrk_run CASE SECONDS: prints "rps p50 p99 requests errors server-µs/request postgres-µs/request".
 wrk_run() {
-  wrk -t2 -c$connections -d"$2"s --timeout 10s --latency -s "$here/report.lua" \
-    -H "authorization: Bearer ${token[${caller[$1]}]}" "$url${path[$1]}" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}'
+  local s0 p0 result
+  s0=$(ticks "$server_pid"); p0=$(backend_ticks)
+  result=$(wrk -t2 -c$connections -d"$2"s --timeout 10s --latency -s "$here/report.lua" \
+    -H "authorization: Bearer ${token[${caller[$1]}]}" "$url${path[$1]}" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
+  awk -v r="$result" -v s="$(( $(ticks "$server_pid") - s0 ))" -v p="$(( $(backend_ticks) - p0 ))" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN {split(r, f, " "); printf "%s %.0f %.0f\n", r, s / hz * 1e6 / f[4], p / hz * 1e6 / f[4]}'
 }
 # pgbench_run CASE SECONDS: prints "tps p50 p99 transactions errors" (latencies from the per-transaction log).
 pgbench_run() {
@@ -295,7 +309,7 @@ for c in "${cases[@]}"; do
   pr=$(stat_of "pg.$c" 1); p50=$(stat_of "pg.$c" 2); p99=$(stat_of "pg.$c" 3)
   errs=$(awk '{s += $5} END {print s}' "$work/limen.$c")
   declare "rps_$c=$lr" "p99_$c=$l99" "floor_$c=$pr"
-  rows+="| ${title[$c]} | $(printf %.0f "$lr") | $l50 | $l99 | $(printf %.0f "$pr") | $p50 | $p99 | $(ratio "$lr" "$pr") | $errs |"$'\n'
+  rows+="| ${title[$c]} | $(printf %.0f "$lr") | $l50 | $l99 | $(printf %.0f "$pr") | $p50 | $p99 | $(ratio "$lr" "$pr") | $errs | $(stat_of "limen.$c" 6) / $(stat_of "limen.$c" 7) |"$'\n'
 done
 raw=""
 for c in "${cases[@]}"; do
@@ -321,8 +335,8 @@ Database: 100 users with 100 VMs each (10,000 VMs) plus the admin, on libvirt's 
 Medians of $rounds rounds of $seconds s per side; in each round Limen (wrk, 2 threads) and the floor (pgbench, 2 threads, the SQL
 the server issued for that request, captured from EF Core's command log) run one after the other, alternating which goes first.
 
-| request | Limen req/s | p50 ms | p99 ms | floor tps | floor p50 ms | floor p99 ms | Limen / floor | errors |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| request | Limen req/s | p50 ms | p99 ms | floor tps | floor p50 ms | floor p99 ms | Limen / floor | errors | CPU µs per request: server / its PostgreSQL |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 $rows
 Goals: first page ≥ 2,000 req/s — $(pass "$rps_first >= 2000"); first page p99 ≤ 50 ms — $(pass "$p99_first <= 50");
 page 150 within 1.5× of the first (req/s $(ratio "$rps_first" "$rps_page150")×, p99 $(ratio "$p99_page150" "$p99_first")×) — $(pass "$rps_first / $rps_page150 <= 1.5 && $p99_page150 / $p99_first <= 1.5");
@@ -366,7 +380,9 @@ GC heap samples every 30 s (MiB): $(cut -d, -f2 <<<"$heap_series" | awk '{printf
 
 The machine has $(nproc) cores and other engineers build and test on it at the same time; wrk, pgbench, PostgreSQL and the
 server share those cores. Each figure is a median of $rounds rounds, and the floor runs beside Limen in every round,
-so the ratios are steadier than the absolute numbers.
+so the ratios are steadier than the absolute numbers. The CPU time per request (from /proc, of the server process and
+of the PostgreSQL backends of its connection pool) does not depend on the share of the machine a run gets, only on the
+work a request takes (it still grows somewhat on a crowded machine: caches, context switches, spinning thread-pool threads).
 MD
 )
 mkdir -p "$(dirname "$out")"
