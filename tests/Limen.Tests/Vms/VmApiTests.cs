@@ -278,6 +278,32 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task Reconciliation_leaves_a_vm_alone_while_an_operation_holds_it_and_catches_up_after()
+    {
+        var (client, _, image) = await UserWithImageAsync("vm-held");
+        var id = (await VmTestKit.CreateVmAsync(client, image, "held")).GetProperty("id").GetGuid();
+        var reconciler = Server.Services.GetRequiredService<VmReconciler>();
+        async Task<string?> State() => (await ProblemAssert.Json(await client.GetAsync($"/api/vms/{id}"))).GetProperty("state").GetString();
+
+        // Held first, so that neither the event this start raises nor any sweep may touch the row meanwhile.
+        using (Server.Services.GetRequiredService<VmLocks>().TryAcquire(id) ?? throw new InvalidOperationException("the VM's lock is taken"))
+        {
+            VmTestKit.Libvirt(Server, c =>
+            {
+                using var domain = c.LookupDomainByUuid(id)!;
+                domain.Create();
+                return true;
+            });
+            await reconciler.ReconcileOnceAsync(CancellationToken.None);
+            Assert.Equal("stopped", await State());
+        }
+
+        await reconciler.ReconcileOnceAsync(CancellationToken.None);
+        Assert.Equal("running", await State());
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{id}")).StatusCode);
+    }
+
+    [Fact]
     public async Task Concurrent_actions_on_one_vm_are_serialized_and_the_row_matches_libvirt()
     {
         var (client, _, image) = await UserWithImageAsync("vm-racer");

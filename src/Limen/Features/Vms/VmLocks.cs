@@ -17,6 +17,13 @@ public sealed class VmLocks
         return new Releaser(semaphore);
     }
 
+    /// <summary>The VM's lock if nobody holds it right now, else null: for work that must not wait behind an operation.</summary>
+    public IDisposable? TryAcquire(Guid vmId)
+    {
+        var semaphore = locks.GetOrAdd(vmId, _ => new SemaphoreSlim(1, 1));
+        return semaphore.Wait(0) ? new Releaser(semaphore) : null;
+    }
+
     public bool IsHeld(Guid vmId) => locks.TryGetValue(vmId, out var semaphore) && semaphore.CurrentCount == 0;
 
     private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable

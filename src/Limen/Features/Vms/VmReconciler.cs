@@ -64,27 +64,25 @@ public sealed class VmReconciler(
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
             // Every sweep compares every VM of the host, so it reads only what the comparison needs,
-            // untracked; just the VMs whose state moved are loaded as entities and saved.
+            // untracked; only a VM whose state moved is loaded as an entity, and saved.
             var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == localHost.Id)
                 .Select(v => new VmStateRow(v.Id, v.State)).ToListAsync(cancellationToken);
-            var moved = rows
-                .Where(r => r.State != VmStates.Creating && ObservedState(r.Id, domains) != r.State && !locks.IsHeld(r.Id))
-                .Select(r => r.Id).ToList();
             var states = rows.ToDictionary(r => r.Id, r => r.State);
-            if (moved.Count > 0)
+            foreach (var row in rows.Where(r => r.State != VmStates.Creating && ObservedState(r.Id, domains) != r.State))
             {
-                foreach (var vm in await db.Vms.Where(v => moved.Contains(v.Id)).ToListAsync(cancellationToken))
+                // Under the VM's lock, with the row and libvirt read again: an operation may have changed
+                // both since the lists were taken (and a deleted VM must not be written back).
+                using var vmLock = locks.TryAcquire(row.Id);
+                var vm = vmLock is null ? null : await db.Vms.FirstOrDefaultAsync(v => v.Id == row.Id, cancellationToken);
+                if (vm is null || vm.State == VmStates.Creating)
                 {
-                    if (vm.State == VmStates.Creating || locks.IsHeld(vm.Id))
-                    {
-                        continue;
-                    }
-
-                    await ApplyAsync(vm, domains, audit, cancellationToken);
-                    states[vm.Id] = vm.State;
+                    continue;
                 }
 
+                var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
+                await ApplyAsync(vm, observed, audit, cancellationToken);
                 await db.SaveChangesAsync(cancellationToken);
+                states[vm.Id] = vm.State;
             }
 
             ReportUnknown(domains.Keys, states);
@@ -114,10 +112,10 @@ public sealed class VmReconciler(
     private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
         domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
 
-    private async Task ApplyAsync(Vm vm, Dictionary<Guid, DomainState> domains, AuditTrail audit, CancellationToken cancellationToken)
+    private async Task ApplyAsync(Vm vm, DomainState? observed, AuditTrail audit, CancellationToken cancellationToken)
     {
         var before = vm.State;
-        VmService.ApplyObservedState(vm, domains.TryGetValue(vm.Id, out var state) ? state : null);
+        VmService.ApplyObservedState(vm, observed);
         if (vm.State == before)
         {
             return;
