@@ -56,10 +56,12 @@ stop_server() {
   fi
 }
 cleanup() {
+  local rc=$?
   stop_server
   psql_limen -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
   # LIMEN_BENCH_KEEP=1 keeps the work folder (logs, captured SQL, raw results) for a look afterwards.
-  [ "${LIMEN_BENCH_KEEP:-0}" = 1 ] && log "Kept $work" || rm -rf "$work"
+  # A failed run keeps it too.
+  [ "${LIMEN_BENCH_KEEP:-0}" = 1 ] || [ "$rc" != 0 ] && log "Kept $work" || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -294,7 +296,7 @@ heap_start=$(head -n 1 <<<"$heap_series" | cut -d, -f2)
 heap_end=$(tail -n 1 <<<"$heap_series" | cut -d, -f2)
 soak_errors=$(awk -F'\t' '$3 != 1' "$work/soak.all" | wc -l)
 soak_errors=$((soak_errors + $(awk '/^TOTAL/ {print $3}' "$work/soak.out")))
-error_samples=$(awk -F'\t' '$3 != 1 {print "    " $1 " -> " $2 " " $5}' "$work/soak.all" | head -n 5)
+error_samples=$(awk -F'\t' '$3 != 1 && n++ < 5 {print "    " $1 " -> " $2 " " $5}' "$work/soak.all")
 soak_requests=$(awk '/^TOTAL/ {print $2}' "$work/soak.out")
 server_errors=$(grep -c '"LogLevel":"\(Error\|Critical\)"' "$work/serve.log" || true)
 
