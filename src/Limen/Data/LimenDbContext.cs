@@ -11,6 +11,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<VmHost> Hosts => Set<VmHost>();
     public DbSet<Image> Images => Set<Image>();
     public DbSet<Vm> Vms => Set<Vm>();
+    public DbSet<VmCount> VmCounts => Set<VmCount>();
     public DbSet<UserQuota> UserQuotas => Set<UserQuota>();
     public DbSet<SystemQuota> SystemQuotas => Set<SystemQuota>();
     public DbSet<VmSnapshot> VmSnapshots => Set<VmSnapshot>();
@@ -104,12 +105,22 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
         {
             vm.HasIndex(v => new { v.OwnerId, v.Name }).IsUnique();
             vm.HasIndex(v => v.MacAddress).IsUnique();
+            // GET /api/vms pages in this order: all VMs for admins, one owner's for everybody else.
+            vm.HasIndex(v => new { v.CreatedAt, v.Id });
+            vm.HasIndex(v => new { v.OwnerId, v.CreatedAt, v.Id });
             vm.Property(v => v.Name).HasMaxLength(64);
             vm.Property(v => v.State).HasMaxLength(16);
             vm.HasOne<User>().WithMany().HasForeignKey(v => v.OwnerId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<VmHost>().WithMany().HasForeignKey(v => v.HostId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.ImageId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.CdromImageId).OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<VmCount>(count =>
+        {
+            count.ToTable("vm_counts");
+            count.HasKey(c => c.OwnerId);
+            count.HasOne<User>().WithOne().HasForeignKey<VmCount>(c => c.OwnerId).OnDelete(DeleteBehavior.Cascade);
         });
 
         modelBuilder.Entity<ConsoleTicket>(ticket =>

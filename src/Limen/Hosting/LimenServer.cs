@@ -195,7 +195,10 @@ public static class LimenServer
         app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
     }
 
-    /// <summary>Fail fast when PostgreSQL is gone, so health and requests answer 503 within seconds.</summary>
+    /// <summary>
+    /// Fail fast when PostgreSQL is gone, so health and requests answer 503 within seconds; prepare
+    /// the statements that repeat.
+    /// </summary>
     private static string WithDefaults(string connectionString, string applicationName)
     {
         // Always ours, even over a configured one: restore's "is serve running?" check relies on it.
@@ -203,6 +206,14 @@ public static class LimenServer
         if (!connectionString.Contains("Timeout", StringComparison.OrdinalIgnoreCase))
         {
             builder.Timeout = 5;
+        }
+
+        // Requests run the same few statements over and over: prepared on each pooled connection
+        // after their second use, PostgreSQL no longer parses and plans them every time.
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
+        {
+            builder.MaxAutoPrepare = 64;
+            builder.AutoPrepareMinUsages = 2;
         }
 
         return builder.ConnectionString;

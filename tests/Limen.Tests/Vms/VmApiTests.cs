@@ -139,6 +139,47 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
     }
 
     [Fact]
+    public async Task Lists_page_in_creation_order_with_exact_totals_through_creates_and_deletes()
+    {
+        var (client, userId, image) = await UserWithImageAsync("vm-pager");
+        var created = new List<Guid>();
+        for (var i = 0; i < 5; i++)
+        {
+            created.Add((await VmTestKit.CreateVmAsync(client, image, $"page-{i}")).GetProperty("id").GetGuid());
+        }
+
+        async Task<(List<Guid> Ids, int Total)> Page(HttpClient caller, string query)
+        {
+            var body = await ProblemAssert.Json(await caller.GetAsync("/api/vms?" + query));
+            return (body.GetProperty("items").EnumerateArray().Select(v => v.GetProperty("id").GetGuid()).ToList(), body.GetProperty("total").GetInt32());
+        }
+
+        var pages = new List<Guid>();
+        for (var page = 1; page <= 3; page++)
+        {
+            var (ids, total) = await Page(client, $"page={page}&page_size=2");
+            Assert.Equal(5, total);
+            pages.AddRange(ids);
+        }
+
+        Assert.Equal(created, pages);
+        // Past the last page: no items, still the true total.
+        var (beyond, beyondTotal) = await Page(client, "page=4&page_size=2");
+        Assert.Empty(beyond);
+        Assert.Equal(5, beyondTotal);
+        using var admin = Server.Client(await Server.AdminTokenAsync());
+        Assert.Equal(created, (await Page(admin, $"owner_id={userId}&page_size=10")).Ids);
+        Assert.Equal(0, (await Page(admin, $"owner_id={Guid.NewGuid()}")).Total);
+        Assert.Equal(await Server.Database.ScalarAsync("SELECT count(*) FROM vms"), (await Page(admin, "page_size=1")).Total);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{created[1]}")).StatusCode);
+        var (left, count) = await Page(client, "page_size=10");
+        Assert.Equal(4, count);
+        Assert.Equal([created[0], created[2], created[3], created[4]], left);
+        Assert.Equal(await Server.Database.ScalarAsync("SELECT count(*) FROM vms"), (await Page(admin, "page=1000")).Total);
+    }
+
+    [Fact]
     public async Task Patch_renames_any_time_but_resizes_only_while_stopped()
     {
         var (client, _, image) = await UserWithImageAsync("vm-patcher");
@@ -248,6 +289,32 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
             });
         }
 
+        Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{id}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Reconciliation_leaves_a_vm_alone_while_an_operation_holds_it_and_catches_up_after()
+    {
+        var (client, _, image) = await UserWithImageAsync("vm-held");
+        var id = (await VmTestKit.CreateVmAsync(client, image, "held")).GetProperty("id").GetGuid();
+        var reconciler = Server.Services.GetRequiredService<VmReconciler>();
+        async Task<string?> State() => (await ProblemAssert.Json(await client.GetAsync($"/api/vms/{id}"))).GetProperty("state").GetString();
+
+        // Held first, so that neither the event this start raises nor any sweep may touch the row meanwhile.
+        using (Server.Services.GetRequiredService<VmLocks>().TryAcquire(id) ?? throw new InvalidOperationException("the VM's lock is taken"))
+        {
+            VmTestKit.Libvirt(Server, c =>
+            {
+                using var domain = c.LookupDomainByUuid(id)!;
+                domain.Create();
+                return true;
+            });
+            await reconciler.ReconcileOnceAsync(CancellationToken.None);
+            Assert.Equal("stopped", await State());
+        }
+
+        await reconciler.ReconcileOnceAsync(CancellationToken.None);
+        Assert.Equal("running", await State());
         Assert.Equal(HttpStatusCode.NoContent, (await client.DeleteAsync($"/api/vms/{id}")).StatusCode);
     }
 

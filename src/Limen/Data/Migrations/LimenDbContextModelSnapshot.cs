@@ -656,11 +656,33 @@ namespace Limen.Data.Migrations
                         .IsUnique()
                         .HasDatabaseName("ix_vms_mac_address");
 
+                    b.HasIndex("CreatedAt", "Id")
+                        .HasDatabaseName("ix_vms_created_at_id");
+
                     b.HasIndex("OwnerId", "Name")
                         .IsUnique()
                         .HasDatabaseName("ix_vms_owner_id_name");
 
+                    b.HasIndex("OwnerId", "CreatedAt", "Id")
+                        .HasDatabaseName("ix_vms_owner_id_created_at_id");
+
                     b.ToTable("vms", (string)null);
+                });
+
+            modelBuilder.Entity("Limen.Data.VmCount", b =>
+                {
+                    b.Property<Guid>("OwnerId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("owner_id");
+
+                    b.Property<int>("Vms")
+                        .HasColumnType("integer")
+                        .HasColumnName("vms");
+
+                    b.HasKey("OwnerId")
+                        .HasName("pk_vm_counts");
+
+                    b.ToTable("vm_counts", (string)null);
                 });
 
             modelBuilder.Entity("Limen.Data.VmHost", b =>
@@ -819,6 +841,16 @@ namespace Limen.Data.Migrations
                         .OnDelete(DeleteBehavior.Restrict)
                         .IsRequired()
                         .HasConstraintName("fk_vms_users_owner_id");
+                });
+
+            modelBuilder.Entity("Limen.Data.VmCount", b =>
+                {
+                    b.HasOne("Limen.Data.User", null)
+                        .WithOne()
+                        .HasForeignKey("Limen.Data.VmCount", "OwnerId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_vm_counts_users_owner_id");
                 });
 
             modelBuilder.Entity("Limen.Data.VmSnapshot", b =>

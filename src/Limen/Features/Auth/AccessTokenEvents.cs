@@ -13,6 +13,13 @@ namespace Limen.Features.Auth;
 /// </summary>
 public static class AccessTokenEvents
 {
+    /// <summary>What every authenticated request reads about its caller: compiled once, four columns.</summary>
+    private static readonly Func<LimenDbContext, Guid, CancellationToken, Task<Caller?>> FindCaller =
+        EF.CompileAsyncQuery((LimenDbContext db, Guid id, CancellationToken _) =>
+            db.Users.Where(u => u.Id == id).Select(u => new Caller(u.Id, u.Username, u.Role, u.Disabled)).FirstOrDefault());
+
+    private sealed record Caller(Guid Id, string Username, string Role, bool Disabled);
+
     public static JwtBearerEvents Create() => new()
     {
         OnAuthenticationFailed = context =>
@@ -31,7 +38,7 @@ public static class AccessTokenEvents
             var userId = context.Principal?.FindUserId();
             var dbFactory = context.HttpContext.RequestServices.GetRequiredService<IDbContextFactory<LimenDbContext>>();
             await using var db = await dbFactory.CreateDbContextAsync(context.HttpContext.RequestAborted);
-            var user = userId is null ? null : await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == userId, context.HttpContext.RequestAborted);
+            var user = userId is { } id ? await FindCaller(db, id, context.HttpContext.RequestAborted) : null;
             if (user is null || user.Disabled)
             {
                 context.HttpContext.RequestServices.GetRequiredService<LimenMetrics>().AuthFailures.WithLabels(AuthFailureReasons.Disabled).Inc();

@@ -4,7 +4,7 @@ namespace Limen.Features.Vms;
 
 /// <summary>
 /// Serializes everything that changes one VM (actions, edits, snapshots, delete) within this
-/// server; different VMs proceed in parallel. The reconciler skips VMs whose lock is held.
+/// server; different VMs proceed in parallel. The reconciler and recovery skip VMs whose lock is held (TryAcquire).
 /// </summary>
 public sealed class VmLocks
 {
@@ -17,14 +17,12 @@ public sealed class VmLocks
         return new Releaser(semaphore);
     }
 
-    /// <summary>The lock if it is free right now, else null: recovery never waits behind a request.</summary>
+    /// <summary>The VM's lock if nobody holds it right now, else null: for work that must not wait behind an operation.</summary>
     public IDisposable? TryAcquire(Guid vmId)
     {
         var semaphore = locks.GetOrAdd(vmId, _ => new SemaphoreSlim(1, 1));
         return semaphore.Wait(0) ? new Releaser(semaphore) : null;
     }
-
-    public bool IsHeld(Guid vmId) => locks.TryGetValue(vmId, out var semaphore) && semaphore.CurrentCount == 0;
 
     private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable
     {

@@ -96,58 +96,32 @@ public sealed partial class VmReconciler(
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
-            var vms = await db.Vms.Where(v => v.HostId == localHost.Id).ToListAsync(cancellationToken);
-            foreach (var vm in vms.Where(v => !VmStates.IsPending(v.State)))
+            // Every sweep compares every VM of the host, so it reads only what the comparison needs,
+            // untracked; only a VM whose state moved is loaded as an entity, and saved.
+            var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == localHost.Id)
+                .Select(v => new VmStateRow(v.Id, v.State)).ToListAsync(cancellationToken);
+            var states = rows.ToDictionary(r => r.Id, r => r.State);
+            foreach (var row in rows.Where(r => !VmStates.IsPending(r.State) && ObservedState(r.Id, domains) != r.State))
             {
-                if (VmService.StateFor(domains.TryGetValue(vm.Id, out var listed) ? listed : null) == vm.State)
+                // Under the VM's lock, with the row and libvirt read again: an operation may have changed
+                // both since the lists were taken (and a deleted VM must not be written back).
+                using var vmLock = locks.TryAcquire(row.Id);
+                var vm = vmLock is null ? null : await db.Vms.FirstOrDefaultAsync(v => v.Id == row.Id, cancellationToken);
+                if (vm is null || VmStates.IsPending(vm.State))
                 {
                     continue;
                 }
 
-                using var vmLock = locks.TryAcquire(vm.Id);
-                if (vmLock is null)
-                {
-                    continue; // an operation on it is under way and sets the state itself
-                }
-
-                // The list and the row may both predate an operation that finished a moment ago
-                // (a create would look missing, a snapshot's pause would stick): look again, under the lock.
-                await db.Entry(vm).ReloadAsync(cancellationToken);
-                if (db.Entry(vm).State == EntityState.Detached || VmStates.IsPending(vm.State))
-                {
-                    continue;
-                }
-
-                var before = vm.State;
-                VmService.ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken));
-                if (vm.State == before)
-                {
-                    continue;
-                }
-
-                vm.UpdatedAt = DateTimeOffset.UtcNow;
+                var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
+                await ApplyAsync(vm, observed, audit, cancellationToken);
                 await db.SaveChangesAsync(cancellationToken);
-                if (vm.State == VmStates.Missing)
-                {
-                    lifecycle.NotifyDeleted(vm.Id);
-                    logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
-                    await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
-                }
-                else
-                {
-                    if (vm.State is VmStates.Stopped or VmStates.Error)
-                    {
-                        lifecycle.NotifyStopped(vm.Id);
-                    }
-
-                    logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
-                }
+                states[vm.Id] = vm.State;
             }
 
-            ReportUnknown(domains.Keys, vms.Select(v => v.Id).ToHashSet());
+            ReportUnknown(domains.Keys, states);
             foreach (var state in VmStates.All)
             {
-                metrics.VmsByState.WithLabels(state).Set(vms.Count(v => v.State == state));
+                metrics.VmsByState.WithLabels(state).Set(states.Values.Count(s => s == state));
             }
         }
         finally
@@ -165,35 +139,63 @@ public sealed partial class VmReconciler(
         return vmsChanged || snapshotsChanged;
     }
 
+    private sealed record VmStateRow(Guid Id, string State);
+
+    /// <summary>The state a row would get from libvirt's view, without touching the row.</summary>
+    private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
+        domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
+
+    private async Task ApplyAsync(Vm vm, DomainState? observed, AuditTrail audit, CancellationToken cancellationToken)
+    {
+        var before = vm.State;
+        VmService.ApplyObservedState(vm, observed);
+        if (vm.State == before)
+        {
+            return;
+        }
+
+        vm.UpdatedAt = DateTimeOffset.UtcNow;
+        if (vm.State == VmStates.Missing)
+        {
+            lifecycle.NotifyDeleted(vm.Id);
+            logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
+            await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
+        }
+        else
+        {
+            if (vm.State is VmStates.Stopped or VmStates.Error)
+            {
+                lifecycle.NotifyStopped(vm.Id);
+            }
+
+            logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
+        }
+    }
+
+    /// <summary>
+    /// The state of every domain with Limen's prefix, in one call (virConnectGetAllDomainStats): a
+    /// remote daemon answers in one round trip instead of one per domain, and a domain removed while
+    /// the list is read is simply absent instead of failing the lookup of its state.
+    /// </summary>
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
     {
         // Normally done when the connection opened; again here if that attempt failed.
         Subscribe(connection);
         var result = new Dictionary<Guid, DomainState>();
-        foreach (var domain in connection.ListAllDomains())
+        foreach (var domain in connection.GetAllDomainStats(DomainStatsTypes.State))
         {
-            using (domain)
+            if (domain.State is { } state && domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
             {
-                try
-                {
-                    if (domain.Name.StartsWith(options.Value.DomainPrefix, StringComparison.Ordinal))
-                    {
-                        result[domain.Uuid] = domain.GetState().State;
-                    }
-                }
-                catch (LibvirtException e) when (e.Code == LibvirtErrorCode.NoDomain)
-                {
-                    // Undefined between the listing and this look (a delete running right now): not there.
-                }
+                result[domain.Uuid] = state;
             }
         }
 
         return result;
     }
 
-    private void ReportUnknown(IEnumerable<Guid> domains, HashSet<Guid> known)
+    private void ReportUnknown(IEnumerable<Guid> domains, Dictionary<Guid, string> known)
     {
-        var unknown = domains.Where(id => !known.Contains(id)).ToList();
+        var unknown = domains.Where(id => !known.ContainsKey(id)).ToList();
         metrics.UnknownDomains.Set(unknown.Count);
         foreach (var id in unknown.Where(reportedUnknown.Add))
         {
