@@ -98,25 +98,9 @@ public sealed class LimenTestServer : IAsyncDisposable
         return new LimenTestServer(app, database, stateDir, adminPassword, new Uri(address));
     }
 
-    public HttpClient Client(string? accessToken = null)
-    {
-        var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { BaseAddress = BaseAddress };
-        if (accessToken is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
-        }
+    public HttpClient Client(string? accessToken = null) => ApiClient.Create(BaseAddress, accessToken);
 
-        return client;
-    }
-
-    public async Task<string> LoginAsync(string username, string password)
-    {
-        using var client = Client();
-        var response = await client.PostAsJsonAsync("/api/auth/login", new { username, password });
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>();
-        return body.GetProperty("access_token").GetString()!;
-    }
+    public Task<string> LoginAsync(string username, string password) => ApiClient.LoginAsync(BaseAddress, username, password);
 
     public Task<string> AdminTokenAsync() => LoginAsync(AdminBootstrap.Username, AdminPassword);
 

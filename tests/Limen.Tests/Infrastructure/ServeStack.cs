@@ -90,25 +90,9 @@ public sealed class ServeStack : IAsyncDisposable
         Assert.Contains($"crash point {point} reached", output, StringComparison.Ordinal);
     }
 
-    public HttpClient Client(string? accessToken = null)
-    {
-        var client = new HttpClient { BaseAddress = BaseAddress ?? throw new InvalidOperationException("not started"), Timeout = TimeSpan.FromSeconds(100) };
-        if (accessToken is not null)
-        {
-            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
-        }
+    public HttpClient Client(string? accessToken = null) => ApiClient.Create(BaseAddress ?? throw new InvalidOperationException("not started"), accessToken);
 
-        return client;
-    }
-
-    public async Task<string> LoginAsync(string username, string password)
-    {
-        using var client = Client();
-        var response = await client.PostAsJsonAsync("/api/auth/login", new { username, password });
-        var body = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, body);
-        return JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
-    }
+    public Task<string> LoginAsync(string username, string password) => ApiClient.LoginAsync(BaseAddress ?? throw new InvalidOperationException("not started"), username, password);
 
     public Task<string> AdminTokenAsync() => LoginAsync("admin", AdminPassword);
 

@@ -99,7 +99,7 @@ public sealed class KvmDeviceCheckTests
         }
     }
 
-    /// <summary>Starts a server with the check pointed at the test's files and returns its event-1101 warnings.</summary>
+    /// <summary>Starts a server with the check pointed at the test's files and returns its event-1110 warnings.</summary>
     private static async Task<List<string>> WarningsAsync(string uri, string device, string conf)
     {
         var logs = new CollectingLoggerProvider();
@@ -112,6 +112,6 @@ public sealed class KvmDeviceCheckTests
             // The check runs before the server listens: its verdict is in by now.
         }
 
-        return logs.Entries.Where(e => e.EventId == 1101).Select(e => $"{e.Level}: {e.Message}").ToList();
+        return logs.Entries.Where(e => e.EventId == 1110).Select(e => $"{e.Level}: {e.Message}").ToList();
     }
 }

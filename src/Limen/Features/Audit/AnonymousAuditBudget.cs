@@ -186,7 +186,7 @@ public sealed partial class SuppressedAuditWriter(AnonymousAuditBudget budget, A
         }
     }
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 1400, Level = LogLevel.Warning,
         Message = "Could not write the audit row for {Count} anonymous acts held back from {ClientIp} in the window from {WindowStart:O}: {Reason}")]
     private static partial void LogWriteFailed(ILogger logger, int count, string clientIp, DateTimeOffset windowStart, string reason);
 }

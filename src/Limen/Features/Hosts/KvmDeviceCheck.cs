@@ -171,7 +171,7 @@ public sealed partial class KvmDeviceCheck(IOptions<HypervisorOptions> options, 
         return process.ExitCode == 0 ? (await stdout).Trim() : null;
     }
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 1110, Level = LogLevel.Warning,
         Message = "libvirt will re-probe QEMU on every VM define and start: {Reason}. Fix: {Fix} (what Debian's udev rule does).")]
     private static partial void LogReprobe(ILogger logger, string reason, string fix);
 }

@@ -111,7 +111,7 @@ public sealed partial class MetricsScrapeAuthenticationHandler(
         return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName)));
     }
 
-    [LoggerMessage(EventId = 1301, Level = LogLevel.Error,
+    [LoggerMessage(EventId = 1500, Level = LogLevel.Error,
         Message = "Metrics scrape token file {File} unreadable ({Reason}): every scrape is refused until it can be read.")]
     private static partial void LogTokenFileUnreadable(ILogger logger, string? file, string reason);
 }

@@ -529,7 +529,7 @@ public sealed partial class VmService(
         return true;
     }
 
-    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = 1210, Level = LogLevel.Warning,
         Message = "Rolling back VM {VmId}: could not remove domain {Domain} ({Reason}); recovery finishes the rollback when libvirt answers")]
     private partial void LogRollbackIncomplete(Guid vmId, string domain, string reason);
 }
