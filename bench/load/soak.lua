@@ -91,8 +91,9 @@ function response(status, headers, body)
   local ms = now_ms() - started
   local want = role == "writer" and expected[step] or 200
   local ok = status == want
-  if ok and role == "writer" and step == "create" then
-    vm_id = body:match('"id":"([^"]+)"')
+  if role == "writer" and step == "create" then
+    -- A failed create leaves no VM to carry on with (not the previous cycle's, already deleted).
+    vm_id = ok and body:match('"id":"([^"]+)"') or nil
     ok = vm_id ~= nil
   end
   out:write(route, "\t", status, "\t", ok and 1 or 0, "\t", string.format("%.3f", ms),
