@@ -24,6 +24,38 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
         return (Server.Client(token), id, image);
     }
 
+    /// <summary>
+    /// A create that breaks the MAC index must not be told as a taken name (the soak at 10,000 VMs
+    /// drew a taken MAC and answered "You already have a VM named …"): the index each violation
+    /// names is what tells them apart.
+    /// </summary>
+    [Fact]
+    public async Task A_duplicate_mac_and_a_duplicate_name_are_told_apart_by_their_index()
+    {
+        var (client, userId, image) = await UserWithImageAsync("vm-mac-twin");
+        var vm = await VmTestKit.CreateVmAsync(client, image, "mac-original");
+        var factory = Server.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Limen.Data.LimenDbContext>>();
+        async Task<Microsoft.EntityFrameworkCore.DbUpdateException> InsertTwinAsync(string name, string mac)
+        {
+            await using var db = await factory.CreateDbContextAsync();
+            var original = await db.Vms.FindAsync(vm.GetProperty("id").GetGuid());
+            db.Vms.Add(new Limen.Data.Vm
+            {
+                Id = Guid.NewGuid(), Name = name, OwnerId = userId, HostId = original!.HostId, ImageId = image, BootOrder = "hd",
+                Vcpus = 1, MemoryMb = 128, DiskGb = 1, State = VmStates.Stopped, MacAddress = mac,
+                CreatedAt = DateTimeOffset.UtcNow, UpdatedAt = DateTimeOffset.UtcNow,
+            });
+            return await Assert.ThrowsAsync<Microsoft.EntityFrameworkCore.DbUpdateException>(() => db.SaveChangesAsync());
+        }
+
+        var sameMac = await InsertTwinAsync("mac-twin", vm.GetProperty("mac_address").GetString()!);
+        Assert.True(Limen.Data.DbErrors.IsUniqueViolation(sameMac, "ix_vms_mac_address"));
+        Assert.False(Limen.Data.DbErrors.IsUniqueViolation(sameMac, "ix_vms_owner_id_name"));
+        var sameName = await InsertTwinAsync("mac-original", VmRules.NewMacAddress());
+        Assert.True(Limen.Data.DbErrors.IsUniqueViolation(sameName, "ix_vms_owner_id_name"));
+        Assert.False(Limen.Data.DbErrors.IsUniqueViolation(sameName, "ix_vms_mac_address"));
+    }
+
     [Fact]
     public async Task Create_defines_a_domain_named_by_prefix_and_id_with_a_disk_and_a_unique_mac_and_loopback_only_vnc()
     {
