@@ -28,7 +28,12 @@ public sealed class ConsoleWebSocketRulesTests(HostileWorld world) : IClassFixtu
 
             var plain = await Exchange.SendAsync(world.Anonymous, new HostileRequest("GET", path));
             Expect(failures, plain, 426, ConsoleProblems.UpgradeRequired);
-            foreach (var (who, ticket) in new[] { ("no ticket", (string?)null), ("a random ticket", Convert.ToBase64String(Guid.NewGuid().ToByteArray())) })
+            // The last: a ticket's length whose final character carries padding bits (the decoder threw on it: a 500).
+            foreach (var (who, ticket) in new[]
+            {
+                ("no ticket", (string?)null), ("a random ticket", Convert.ToBase64String(Guid.NewGuid().ToByteArray())),
+                ("a ticket-length string with padding bits set", new string('A', 42) + "B"),
+            })
             {
                 var refused = await ConsoleKit.RefusedUpgradeAsync(world.Server, vmId, ticket);
                 Expect(failures, await FromAsync("anonymous with " + who, path, refused), 401, ConsoleProblems.TicketRejected);
