@@ -65,7 +65,8 @@ public static class HostileValues
         Spliced("control character in a name", good, Controls),
         Spliced("lone surrogate in a name", good, LoneSurrogates),
         Hostile.Wrong("whitespace around a name", Json([good + "\n", good + "\r\n", " " + good, good + " ", "\t" + good, good + "\u00a0"])),
-        Hostile.Wrong("markup or shell in a name", Json(Markup.Select(m => good + m))),
+        // Not "-1", "NaN" and the like: appended to a name they make another valid name.
+        Hostile.Wrong("markup or shell in a name", Json(Markup.Where(m => !m.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')).Select(m => good + m))),
         Hostile.Wrong("empty or blank name", Json(["", " ", "\n"])),
         Hostile.Wrong("overlong name", JsonString(new string('a', maxLength + 1)), JsonString(new string('a', 100_000))),
         Hostile.Wrong("name with a path", Json(["a/b", "a\\b", "..", "-lead", ".lead", "a b", "vm-ä"])),
