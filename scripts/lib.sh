@@ -172,7 +172,7 @@ ensure_isolated_network() {
     virsh -c qemu:///system net-define "$xml" >/dev/null
     rm -f "$xml"
   fi
-  # Capture first: `virsh … | grep -q` under pipefail fails at random (grep's early exit → SIGPIPE).
+  # Capture first: piping virsh into an early-exiting grep under pipefail fails at random (SIGPIPE).
   local info; info=$(virsh -c qemu:///system net-info "$LIMEN_NETWORK")
   grep -E 'Active:\s+yes' <<<"$info" >/dev/null || virsh -c qemu:///system net-start "$LIMEN_NETWORK" >/dev/null
 }
