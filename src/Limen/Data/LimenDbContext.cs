@@ -18,6 +18,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<BackupRun> BackupRuns => Set<BackupRun>();
     public DbSet<ConsoleTicket> ConsoleTickets => Set<ConsoleTicket>();
     public DbSet<ConsoleSession> ConsoleSessions => Set<ConsoleSession>();
+    public DbSet<LimenEvent> Events => Set<LimenEvent>();
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
@@ -54,6 +55,17 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             // The webhook's upsert (ON CONFLICT) relies on this unique index.
             alert.HasIndex(a => new { a.Fingerprint, a.StartsAt }).IsUnique();
             alert.HasIndex(a => new { a.Status, a.LastReceivedAt });
+        });
+
+        modelBuilder.Entity<LimenEvent>(e =>
+        {
+            e.ToTable("events");
+            // Assigned by the insert trigger (migration Events), after it took the writers' lock.
+            e.Property(x => x.Id).ValueGeneratedOnAdd().HasDefaultValueSql("0");
+            e.Property(x => x.Type).HasMaxLength(64);
+            e.Property(x => x.ServerId).HasMaxLength(64);
+            e.Property(x => x.Data).HasColumnType("jsonb");
+            e.HasIndex(x => x.At);
         });
 
         modelBuilder.Entity<VmHost>(host =>

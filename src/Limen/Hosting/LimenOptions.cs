@@ -18,6 +18,9 @@ public sealed class LimenOptions
     /// <summary>Largest accepted request body for ordinary JSON endpoints.</summary>
     public long MaxRequestBodyBytes { get; set; } = 1024 * 1024;
 
+    /// <summary>This server's id among replicas; generated and kept in the state directory when empty.</summary>
+    public string? ServerId { get; set; }
+
     public string FullStateDir => Path.GetFullPath(StateDir);
 }
 

@@ -84,6 +84,8 @@ public static class LimenServer
         services.Configure<LimenOptions>(configuration.GetSection(LimenOptions.Section));
         services.Configure<AuthOptions>(configuration.GetSection(AuthOptions.Section));
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<ServerIdentity>();
+        services.AddSingleton<Features.Events.EventOutlet>();
         var connectionString = WithDefaults(DatabaseConnection.Resolve(configuration), applicationName);
         services.AddDbContextFactory<LimenDbContext>(db => db.UseNpgsql(connectionString).UseSnakeCaseNamingConvention());
         return services;
