@@ -20,6 +20,53 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<ConsoleSession> ConsoleSessions => Set<ConsoleSession>();
     public DbSet<LimenEvent> Events => Set<LimenEvent>();
 
+    /// <summary>
+    /// Saves staged events after every other change, in the same transaction. The insert of an event
+    /// takes the events lock (migration Events) and holds it to the commit; written first (EF orders
+    /// a save's inserts by table), an update behind it that waits for a row lock (a quota row, a VM
+    /// row) would hold up every other writer's events, and deadlock with a writer that holds that
+    /// row and waits for the lock. The events of a save that fails are dropped: an event never
+    /// outlives the change it describes.
+    /// </summary>
+    public override async Task<int> SaveChangesAsync(bool acceptAllChangesOnSuccess, CancellationToken cancellationToken = default)
+    {
+        var staged = ChangeTracker.Entries<LimenEvent>().Where(e => e.State == EntityState.Added).Select(e => e.Entity).ToList();
+        try
+        {
+            // Without accepting the first save's changes the second would write them again.
+            if (staged.Count == 0 || !acceptAllChangesOnSuccess
+                || !ChangeTracker.Entries().Any(e => e.Entity is not LimenEvent && e.State is EntityState.Added or EntityState.Modified or EntityState.Deleted))
+            {
+                return await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            }
+
+            await using var transaction = Database.CurrentTransaction is null ? await Database.BeginTransactionAsync(cancellationToken) : null;
+            foreach (var e in staged)
+            {
+                Entry(e).State = EntityState.Detached;
+            }
+
+            var saved = await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            Events.AddRange(staged);
+            saved += await base.SaveChangesAsync(acceptAllChangesOnSuccess, cancellationToken);
+            if (transaction is not null)
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            return saved;
+        }
+        catch
+        {
+            foreach (var e in staged)
+            {
+                Entry(e).State = EntityState.Detached;
+            }
+
+            throw;
+        }
+    }
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         modelBuilder.Entity<User>(user =>

@@ -1,8 +1,5 @@
-using Limen.Data;
-using Limen.Features.Audit;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Quotas;
 
@@ -33,113 +30,23 @@ public static class QuotaEndpoints
     }
 
     private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> UpdateUser(
-        Guid id, QuotaUpdateRequest request, LimenDbContext db, QuotaService quotas, AuditTrail audit, TimeProvider clock, CancellationToken cancellationToken)
-    {
-        if (Problem(request) is { } problem)
-        {
-            return problem;
-        }
-
-        if (!await db.Users.AnyAsync(u => u.Id == id, cancellationToken))
-        {
-            return Problems.NotFoundProblem("The user");
-        }
-
-        var row = await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == id, cancellationToken);
-        if (row is null)
-        {
-            row = new UserQuota { UserId = id };
-            db.UserQuotas.Add(row);
-        }
-
-        Apply(row, request, clock);
-        await db.SaveChangesAsync(cancellationToken);
-        await audit.RecordAsync(new AuditEvent("quota.user.update", AuditResults.Success, "user", id.ToString(), Details: request), cancellationToken);
-        return TypedResults.Ok(await quotas.UserViewAsync(id, cancellationToken));
-    }
+        Guid id, QuotaUpdateRequest request, QuotaService quotas, CancellationToken cancellationToken) =>
+        (await quotas.SetUserAsync(id, request, cancellationToken)).ToResult(TypedResults.Ok);
 
     private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> UpdateSystem(
-        QuotaUpdateRequest request, LimenDbContext db, QuotaService quotas, AuditTrail audit, TimeProvider clock, CancellationToken cancellationToken)
-    {
-        if (Problem(request) is { } problem)
-        {
-            return problem;
-        }
-
-        var row = await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
-        if (row is null)
-        {
-            row = new SystemQuota { Id = SystemQuota.SingletonId };
-            db.SystemQuotas.Add(row);
-        }
-
-        Apply(row, request, clock);
-        await db.SaveChangesAsync(cancellationToken);
-        await audit.RecordAsync(new AuditEvent("quota.system.update", AuditResults.Success, "system", null, Details: request), cancellationToken);
-        return TypedResults.Ok(await quotas.SystemViewAsync(cancellationToken));
-    }
+        QuotaUpdateRequest request, QuotaService quotas, CancellationToken cancellationToken) =>
+        (await quotas.SetSystemAsync(request, cancellationToken)).ToResult(TypedResults.Ok);
 
     private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> ResetUser(
-        Guid id, string? limit, QuotaService quotas, AuditTrail audit, CancellationToken cancellationToken)
-    {
-        if (UnknownLimit(limit) is { } problem)
-        {
-            return problem;
-        }
-
-        if (await quotas.ResetUserAsync(id, limit, cancellationToken) is not { } previous)
-        {
-            return Problems.NotFoundProblem("The user");
-        }
-
-        await audit.RecordAsync(new AuditEvent("quota.user.reset", AuditResults.Success, "user", id.ToString(),
-            Details: new { limit, previous }), cancellationToken);
-        return TypedResults.Ok(await quotas.UserViewAsync(id, cancellationToken));
-    }
+        Guid id, string? limit, QuotaService quotas, CancellationToken cancellationToken) =>
+        UnknownLimit(limit) ?? (await quotas.ResetUserAsync(id, limit, cancellationToken)).ToResult(TypedResults.Ok);
 
     private static async Task<Results<Ok<QuotaScopeView>, ProblemHttpResult>> ResetSystem(
-        string? limit, QuotaService quotas, AuditTrail audit, CancellationToken cancellationToken)
-    {
-        if (UnknownLimit(limit) is { } problem)
-        {
-            return problem;
-        }
-
-        var previous = await quotas.ResetSystemAsync(limit, cancellationToken);
-        await audit.RecordAsync(new AuditEvent("quota.system.reset", AuditResults.Success, "system", null,
-            Details: new { limit, previous }), cancellationToken);
-        return TypedResults.Ok(await quotas.SystemViewAsync(cancellationToken));
-    }
+        string? limit, QuotaService quotas, CancellationToken cancellationToken) =>
+        UnknownLimit(limit) ?? (await quotas.ResetSystemAsync(limit, cancellationToken)).ToResult(TypedResults.Ok);
 
     private static ProblemHttpResult? UnknownLimit(string? limit) =>
         limit is null || QuotaService.LimitNames.Contains(limit) ? null
             : Problems.Create(404, Problems.NotFound, "Not found",
                 $"There is no quota limit '{limit}'; limits are {string.Join(", ", QuotaService.LimitNames)}.");
-
-    private static void Apply(QuotaLimits row, QuotaUpdateRequest request, TimeProvider clock)
-    {
-        row.MaxVms = request.MaxVms ?? row.MaxVms;
-        row.MaxVcpus = request.MaxVcpus ?? row.MaxVcpus;
-        row.MaxMemoryMb = request.MaxMemoryMb ?? row.MaxMemoryMb;
-        row.MaxDiskGb = request.MaxDiskGb ?? row.MaxDiskGb;
-        row.MaxSnapshots = request.MaxSnapshots ?? row.MaxSnapshots;
-        row.UpdatedAt = clock.GetUtcNow();
-    }
-
-    private static ProblemHttpResult? Problem(QuotaUpdateRequest request)
-    {
-        foreach (var (field, value) in new[]
-        {
-            ("max_vms", request.MaxVms), ("max_vcpus", request.MaxVcpus), ("max_memory_mb", request.MaxMemoryMb),
-            ("max_disk_gb", request.MaxDiskGb), ("max_snapshots", request.MaxSnapshots),
-        })
-        {
-            if (value is < 0 or > QuotaService.MaxLimit)
-            {
-                return Problems.Invalid(field, $"{field} must be between 0 and {QuotaService.MaxLimit}.");
-            }
-        }
-
-        return null;
-    }
 }

@@ -1,9 +1,9 @@
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
-using Limen.Web;
-using Microsoft.AspNetCore.Http.HttpResults;
+using Limen.Features.Outcomes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -42,6 +42,7 @@ public sealed class QuotaService(
     LocalHost localHost,
     LimenMetrics metrics,
     AuditTrail audit,
+    EventOutlet events,
     TimeProvider clock,
     IOptions<QuotaOptions> options)
 {
@@ -59,8 +60,8 @@ public sealed class QuotaService(
 
     public static IReadOnlyList<string> LimitNames { get; } = Array.ConvertAll(Overrides, o => o.Name);
 
-    /// <summary>Locks the quota rows and checks; null when allowed, else the 403 problem (counted and audited).</summary>
-    public async Task<ProblemHttpResult?> CheckAsync(Guid userId, QuotaRequest request, CancellationToken cancellationToken)
+    /// <summary>Locks the quota rows and checks; null when allowed, else the denial (counted and audited).</summary>
+    public async Task<QuotaDenied?> CheckAsync(Guid userId, QuotaRequest request, CancellationToken cancellationToken)
     {
         var system = await LockAsync(userId, cancellationToken);
         var systemLimits = await SystemLimitsAsync(system.Row, cancellationToken);
@@ -68,18 +69,18 @@ public sealed class QuotaService(
         var userLimits = UserLimits(system.User);
         var userUsage = await UsageAsync(userId, cancellationToken);
         var denial = Exceeded("user", request, userUsage, userLimits) ?? Exceeded("system", request, systemUsage, systemLimits);
-        return denial is null ? null : await DenyAsync(userId, denial.Value, cancellationToken);
+        return denial is null ? null : await DenyAsync(userId, denial, cancellationToken);
     }
 
     /// <summary>Starting a VM takes running capacity: the running VMs' vCPUs and memory against the system's limits.</summary>
-    public async Task<ProblemHttpResult?> CheckStartAsync(Guid userId, int vcpus, int memoryMb, CancellationToken cancellationToken)
+    public async Task<QuotaDenied?> CheckStartAsync(Guid userId, int vcpus, int memoryMb, CancellationToken cancellationToken)
     {
         var (row, _) = await LockAsync(userId, cancellationToken);
         var limits = await SystemLimitsAsync(row, cancellationToken);
         var running = db.Vms.Where(v => v.State == Vms.VmStates.Running || v.State == Vms.VmStates.Paused);
         var usage = new QuotaUsageView(0, await running.SumAsync(v => v.Vcpus, cancellationToken), await running.SumAsync(v => v.MemoryMb, cancellationToken), 0, 0);
         var denial = Exceeded("system_running", new QuotaRequest(Vcpus: vcpus, MemoryMb: memoryMb), usage, limits);
-        return denial is null ? null : await DenyAsync(userId, denial.Value, cancellationToken);
+        return denial is null ? null : await DenyAsync(userId, denial, cancellationToken);
     }
 
     public async Task<QuotaScopeView> UserViewAsync(Guid userId, CancellationToken cancellationToken)
@@ -94,26 +95,105 @@ public sealed class QuotaService(
         return new QuotaScopeView(await SystemLimitsAsync(row, cancellationToken), await UsageAsync(null, cancellationToken));
     }
 
+    /// <summary>Sets the user's overrides that <paramref name="request"/> names; the others keep their value.</summary>
+    public async Task<Outcome<QuotaScopeView>> SetUserAsync(Guid userId, QuotaUpdateRequest request, CancellationToken cancellationToken)
+    {
+        if (LimitProblem(request) is { } invalid)
+        {
+            return invalid;
+        }
+
+        if (!await db.Users.AnyAsync(u => u.Id == userId, cancellationToken))
+        {
+            return new NotFound("The user");
+        }
+
+        var row = await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken);
+        if (row is null)
+        {
+            row = new UserQuota { UserId = userId };
+            db.UserQuotas.Add(row);
+        }
+
+        Apply(row, request);
+        StageChanged(userId, UserLimits(row));
+        await db.SaveChangesAsync(cancellationToken);
+        await audit.RecordAsync(new AuditEvent("quota.user.update", AuditResults.Success, "user", userId.ToString(), Details: request), cancellationToken);
+        return await UserViewAsync(userId, cancellationToken);
+    }
+
+    /// <summary>The same for the system-wide limits.</summary>
+    public async Task<Outcome<QuotaScopeView>> SetSystemAsync(QuotaUpdateRequest request, CancellationToken cancellationToken)
+    {
+        if (LimitProblem(request) is { } invalid)
+        {
+            return invalid;
+        }
+
+        var row = await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
+        if (row is null)
+        {
+            row = new SystemQuota { Id = SystemQuota.SingletonId };
+            db.SystemQuotas.Add(row);
+        }
+
+        Apply(row, request);
+        StageChanged(null, await SystemLimitsAsync(row, cancellationToken));
+        await db.SaveChangesAsync(cancellationToken);
+        await audit.RecordAsync(new AuditEvent("quota.system.update", AuditResults.Success, "system", null, Details: request), cancellationToken);
+        return await SystemViewAsync(cancellationToken);
+    }
+
     /// <summary>
-    /// Drops the user's override of <paramref name="limit"/> (every override when null), so the
-    /// configured default applies again. Returns the overrides that were dropped, or null when
-    /// the user does not exist.
+    /// Drops the user's override of <paramref name="limit"/> (every override when null; a name from
+    /// <see cref="LimitNames"/>), so the configured default applies again.
     /// </summary>
-    public async Task<IReadOnlyDictionary<string, int>?> ResetUserAsync(Guid userId, string? limit, CancellationToken cancellationToken)
+    public async Task<Outcome<QuotaScopeView>> ResetUserAsync(Guid userId, string? limit, CancellationToken cancellationToken)
     {
         if (!await db.Users.AnyAsync(u => u.Id == userId, cancellationToken))
         {
-            return null;
+            return new NotFound("The user");
         }
 
-        return await ResetAsync(await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken), limit, cancellationToken);
+        var row = await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken);
+        var previous = Reset(row, limit);
+        if (row is not null)
+        {
+            if (previous.Count > 0)
+            {
+                StageChanged(userId, UserLimits(row));
+            }
+
+            await db.SaveChangesAsync(cancellationToken);
+        }
+
+        await audit.RecordAsync(new AuditEvent("quota.user.reset", AuditResults.Success, "user", userId.ToString(),
+            Details: new { limit, previous }), cancellationToken);
+        return await UserViewAsync(userId, cancellationToken);
     }
 
     /// <summary>The same for the system-wide limits, which then derive from the host again.</summary>
-    public async Task<IReadOnlyDictionary<string, int>> ResetSystemAsync(string? limit, CancellationToken cancellationToken) =>
-        await ResetAsync(await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken), limit, cancellationToken);
+    public async Task<Outcome<QuotaScopeView>> ResetSystemAsync(string? limit, CancellationToken cancellationToken)
+    {
+        var row = await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
+        var previous = Reset(row, limit);
+        if (row is not null)
+        {
+            if (previous.Count > 0)
+            {
+                StageChanged(null, await SystemLimitsAsync(row, cancellationToken));
+            }
 
-    private async Task<IReadOnlyDictionary<string, int>> ResetAsync(QuotaLimits? row, string? limit, CancellationToken cancellationToken)
+            await db.SaveChangesAsync(cancellationToken);
+        }
+
+        await audit.RecordAsync(new AuditEvent("quota.system.reset", AuditResults.Success, "system", null,
+            Details: new { limit, previous }), cancellationToken);
+        return await SystemViewAsync(cancellationToken);
+    }
+
+    /// <summary>Clears the overrides (the row stays, all nulls: it is also what CheckAsync locks); returns those that were set.</summary>
+    private Dictionary<string, int> Reset(QuotaLimits? row, string? limit)
     {
         var previous = new Dictionary<string, int>();
         if (row is null)
@@ -121,7 +201,6 @@ public sealed class QuotaService(
             return previous;
         }
 
-        // The row stays (all nulls): it is also what CheckAsync locks.
         foreach (var (name, get, clear) in Overrides.Where(o => limit is null || o.Name == limit))
         {
             if (get(row) is { } value)
@@ -132,9 +211,40 @@ public sealed class QuotaService(
         }
 
         row.UpdatedAt = clock.GetUtcNow();
-        await db.SaveChangesAsync(cancellationToken);
         return previous;
     }
+
+    private void Apply(QuotaLimits row, QuotaUpdateRequest request)
+    {
+        row.MaxVms = request.MaxVms ?? row.MaxVms;
+        row.MaxVcpus = request.MaxVcpus ?? row.MaxVcpus;
+        row.MaxMemoryMb = request.MaxMemoryMb ?? row.MaxMemoryMb;
+        row.MaxDiskGb = request.MaxDiskGb ?? row.MaxDiskGb;
+        row.MaxSnapshots = request.MaxSnapshots ?? row.MaxSnapshots;
+        row.UpdatedAt = clock.GetUtcNow();
+    }
+
+    private static Invalid? LimitProblem(QuotaUpdateRequest request)
+    {
+        foreach (var (field, value) in new[]
+        {
+            ("max_vms", request.MaxVms), ("max_vcpus", request.MaxVcpus), ("max_memory_mb", request.MaxMemoryMb),
+            ("max_disk_gb", request.MaxDiskGb), ("max_snapshots", request.MaxSnapshots),
+        })
+        {
+            if (value is < 0 or > MaxLimit)
+            {
+                return new Invalid(field, $"{field} must be between 0 and {MaxLimit}.");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary><c>quota.changed</c> with the limits now in force; a user's is theirs to see, the system's is for admins.</summary>
+    private void StageChanged(Guid? userId, QuotaLimitsView limits) =>
+        events.Stage(db, new EventDraft(EventTypes.QuotaChanged, userId, null,
+            new { scope = userId is null ? "system" : "user", user_id = userId, limits }));
 
     private async Task<(SystemQuota Row, UserQuota User)> LockAsync(Guid userId, CancellationToken cancellationToken)
     {
@@ -185,7 +295,7 @@ public sealed class QuotaService(
             await snapshots.CountAsync(cancellationToken));
     }
 
-    private static (string Scope, string Resource, int Requested, int Used, int Limit)? Exceeded(
+    private static QuotaDenied? Exceeded(
         string scope, QuotaRequest request, QuotaUsageView usage, QuotaLimitsView limits)
     {
         foreach (var (resource, requested, used, limit) in new[]
@@ -200,29 +310,19 @@ public sealed class QuotaService(
             // Only growth is checked: a limit lowered below usage blocks new allocations, nothing else.
             if (requested > 0 && used + requested > limit)
             {
-                return (scope, resource, requested, used, limit);
+                return new QuotaDenied(scope, resource, requested, used, limit);
             }
         }
 
         return null;
     }
 
-    private async Task<ProblemHttpResult> DenyAsync(Guid userId, (string Scope, string Resource, int Requested, int Used, int Limit) denial, CancellationToken cancellationToken)
+    private async Task<QuotaDenied> DenyAsync(Guid userId, QuotaDenied denial, CancellationToken cancellationToken)
     {
         metrics.QuotaDenials.WithLabels(denial.Resource, userId.ToString()).Inc();
         await audit.RecordAsync(new AuditEvent("quota.denied", AuditResults.Denied, "user", userId.ToString(), "quota_exceeded",
             new { scope = denial.Scope, resource = denial.Resource, requested = denial.Requested, used = denial.Used, limit = denial.Limit }),
             cancellationToken);
-        var what = denial.Scope == "user" ? "your" : "the system's";
-        return Problems.Create(403, Problems.QuotaExceeded, "Quota exceeded",
-            $"This needs {denial.Requested} more {denial.Resource}; {denial.Used} of {what} limit of {denial.Limit} are in use.",
-            new Dictionary<string, object?>
-            {
-                ["resource"] = denial.Resource,
-                ["requested"] = denial.Requested,
-                ["used"] = denial.Used,
-                ["limit"] = denial.Limit,
-                ["scope"] = denial.Scope,
-            });
+        return denial;
     }
 }

@@ -1,5 +1,6 @@
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Features.Vms;
 using Limen.Libvirt;
@@ -18,6 +19,8 @@ public sealed partial class SnapshotRecovery(
     Hypervisor hypervisor,
     LocalHost localHost,
     VmLocks locks,
+    VmStateMachine states,
+    EventOutlet events,
     AuditTrail audit,
     ILogger<SnapshotRecovery> logger)
 {
@@ -78,6 +81,7 @@ public sealed partial class SnapshotRecovery(
                 {
                     snapshot.State = SnapshotStates.Ready;
                     Record(vm, snapshot, "snapshot.create", AuditResults.Success, "completed");
+                    events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotCreated, vm, snapshot));
                 }
                 else
                 {
@@ -89,9 +93,11 @@ public sealed partial class SnapshotRecovery(
             case SnapshotStates.Reverting:
                 try
                 {
-                    vm.State = await Task.Run(() => hypervisor.Run(c => SnapshotService.Revert(c, vm.Id, snapshot)));
+                    var reverted = await Task.Run(() => hypervisor.Run(c => SnapshotService.Revert(c, vm.Id, snapshot)));
+                    Record(vm, snapshot, "snapshot.revert", AuditResults.Success, "completed", new { state = reverted });
                     vm.StateReason = null;
-                    Record(vm, snapshot, "snapshot.revert", AuditResults.Success, "completed", new { state = vm.State });
+                    states.Transition(db, vm, reverted, VmStateReason.Recovery);
+                    events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotReverted, vm, snapshot));
                 }
                 catch (LibvirtException e)
                 {
@@ -107,6 +113,7 @@ public sealed partial class SnapshotRecovery(
                 await Task.Run(() => hypervisor.Run(c => SnapshotService.DeleteFromDisk(c, vm.Id, snapshot)));
                 db.VmSnapshots.Remove(snapshot);
                 Record(vm, snapshot, "snapshot.delete", AuditResults.Success, "completed");
+                events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotDeleted, vm, snapshot));
                 break;
         }
 

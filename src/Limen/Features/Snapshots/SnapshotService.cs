@@ -2,14 +2,14 @@ using System.Security.Claims;
 using System.Xml.Linq;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
+using Limen.Features.Outcomes;
 using Limen.Features.Quotas;
 using Limen.Features.Vms;
 using Limen.Hosting;
 using Limen.Libvirt;
-using Limen.Web;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Snapshots;
@@ -19,6 +19,13 @@ public sealed record CreateSnapshotRequest(string Name, string? Description = nu
 public sealed record SnapshotResponse(Guid Id, Guid VmId, string Name, string? Description, bool IncludeMemory, string VmState, string State, DateTimeOffset CreatedAt)
 {
     public static SnapshotResponse From(VmSnapshot s) => new(s.Id, s.VmId, s.Name, s.Description, s.IncludeMemory, s.VmState, s.State, s.CreatedAt);
+}
+
+/// <summary>The <c>snapshot.*</c> events: what a client needs to find the snapshot and its VM.</summary>
+public static class SnapshotEvents
+{
+    public static EventDraft Of(string type, Vm vm, VmSnapshot snapshot) =>
+        new(type, vm.OwnerId, vm.Id, new { snapshot_id = snapshot.Id, vm_id = vm.Id, name = snapshot.Name });
 }
 
 /// <summary>
@@ -37,61 +44,63 @@ public sealed class SnapshotService(
     LocalHost localHost,
     QuotaService quotas,
     AuditTrail audit,
+    VmStateMachine states,
+    EventOutlet events,
     LimenMetrics metrics,
     CrashPoints crashPoints,
     TimeProvider clock)
 {
     public const int MaxDescriptionLength = 1000;
 
-    public async Task<Results<Ok<List<SnapshotResponse>>, ProblemHttpResult>> ListAsync(Guid vmId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    public async Task<Outcome<List<SnapshotResponse>>> ListAsync(Guid vmId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         if (await vms.FindAsync(vmId, caller, cancellationToken) is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         var snapshots = await db.VmSnapshots.AsNoTracking().Where(s => s.VmId == vmId).OrderBy(s => s.CreatedAt).ToListAsync(cancellationToken);
-        return TypedResults.Ok(snapshots.ConvertAll(SnapshotResponse.From));
+        return snapshots.ConvertAll(SnapshotResponse.From);
     }
 
-    public async Task<Results<Ok<SnapshotResponse>, ProblemHttpResult>> GetAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken) =>
+    public async Task<Outcome<SnapshotResponse>> GetAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken) =>
         await FindAsync(vmId, snapshotId, caller, cancellationToken) is ({ }, { } snapshot)
-            ? TypedResults.Ok(SnapshotResponse.From(snapshot))
-            : Problems.NotFoundProblem("The snapshot");
+            ? SnapshotResponse.From(snapshot)
+            : new NotFound("The snapshot");
 
-    public async Task<Results<Created<SnapshotResponse>, ProblemHttpResult>> CreateAsync(
+    public async Task<Outcome<SnapshotResponse>> CreateAsync(
         Guid vmId, CreateSnapshotRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         var vm = await vms.FindAsync(vmId, caller, cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         if (VmRules.NameProblem(request.Name) is { } nameProblem)
         {
-            return Problems.Invalid("name", nameProblem.Replace("name must", "A snapshot name must", StringComparison.Ordinal));
+            return new Invalid("name", nameProblem.Replace("name must", "A snapshot name must", StringComparison.Ordinal));
         }
 
         if (request.Description is { Length: > MaxDescriptionLength })
         {
-            return Problems.Invalid("description", $"description must be at most {MaxDescriptionLength} characters.");
+            return new Invalid("description", $"description must be at most {MaxDescriptionLength} characters.");
         }
 
         if (VmStates.IsPending(vm.State))
         {
-            return Count("create", VmBusy(vm));
+            return Count("create", VmService.Busy(vm));
         }
 
         var live = vm.State is VmStates.Running or VmStates.Paused;
         if (!live && vm.State != VmStates.Stopped || (request.IncludeMemory && !live))
         {
-            return Count("create", Problems.Create(409, Problems.InvalidState, "Invalid state",
+            return Count("create", new InvalidState(
                 request.IncludeMemory && vm.State == VmStates.Stopped
                     ? "A stopped VM has no memory to capture; snapshot it without include_memory."
                     : $"Cannot snapshot a VM that is {vm.State}.",
-                new Dictionary<string, object?> { ["state"] = vm.State }));
+                vm.State));
         }
 
         var snapshot = new VmSnapshot
@@ -115,7 +124,7 @@ public sealed class SnapshotService(
             catch (DbUpdateException e) when (e.IsUniqueViolation())
             {
                 db.Entry(snapshot).State = EntityState.Detached;
-                return Count("create", Problems.ConflictProblem($"This VM already has a snapshot named '{request.Name}'."));
+                return Count("create", new Conflict($"This VM already has a snapshot named '{request.Name}'."));
             }
         }
 
@@ -138,33 +147,34 @@ public sealed class SnapshotService(
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Failure, "vm", vm.Id.ToString(), full ? "no_space" : "libvirt_error",
                 new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
-            return Count("create", full ? Problems.DiskFull("The snapshot could not be taken") : Problems.Create(409, Problems.VmOperationFailed, "Snapshot failed", e.Message));
+            return Count("create", full ? new InsufficientStorage("The snapshot could not be taken") : new OperationFailed("Snapshot failed", e.Message));
         }
 
         crashPoints.Reach(CrashPoints.SnapshotCreateTaken);
         snapshot.State = SnapshotStates.Ready;
         db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.create", AuditResults.Success, "vm", vm.Id.ToString(),
             Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, include_memory = snapshot.IncludeMemory, vm_state = snapshot.VmState })));
+        events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotCreated, vm, snapshot));
         await db.SaveChangesAsync(CancellationToken.None);
         metrics.SnapshotOperations.WithLabels("create", "success").Inc();
-        return TypedResults.Created($"/api/vms/{vm.Id}/snapshots/{snapshot.Id}", SnapshotResponse.From(snapshot));
+        return SnapshotResponse.From(snapshot);
     }
 
     /// <summary>
     /// Afterwards the VM is: running or paused as it was, when the snapshot holds its memory;
     /// stopped otherwise (its disk as it was at the snapshot).
     /// </summary>
-    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> RevertAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    public async Task<Outcome<VmResponse>> RevertAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
-            return Problems.NotFoundProblem("The snapshot");
+            return new NotFound("The snapshot");
         }
 
         if (VmStates.IsPending(vm.State) || vm.State == VmStates.Missing)
         {
-            return Count("revert", VmBusy(vm));
+            return Count("revert", VmService.Busy(vm));
         }
 
         if (snapshot.State != SnapshotStates.Ready)
@@ -176,9 +186,10 @@ public sealed class SnapshotService(
         snapshot.State = SnapshotStates.Reverting;
         await db.SaveChangesAsync(CancellationToken.None);
         crashPoints.Reach(CrashPoints.SnapshotRevertMarked);
+        string reverted;
         try
         {
-            vm.State = await Task.Run(() => hypervisor.Run(c => Revert(c, vm.Id, snapshot, () => crashPoints.Reach(CrashPoints.SnapshotRevertDiskReverted))),
+            reverted = await Task.Run(() => hypervisor.Run(c => Revert(c, vm.Id, snapshot, () => crashPoints.Reach(CrashPoints.SnapshotRevertDiskReverted))),
                 CancellationToken.None);
         }
         catch (LibvirtException e)
@@ -187,7 +198,7 @@ public sealed class SnapshotService(
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.revert", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
                 new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
-            return Count("revert", Problems.Create(409, Problems.VmOperationFailed, "Revert failed", e.Message));
+            return Count("revert", new OperationFailed("Revert failed", e.Message));
         }
 
         crashPoints.Reach(CrashPoints.SnapshotRevertDone);
@@ -195,10 +206,12 @@ public sealed class SnapshotService(
         vm.UpdatedAt = clock.GetUtcNow();
         snapshot.State = SnapshotStates.Ready;
         db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.revert", AuditResults.Success, "vm", vm.Id.ToString(),
-            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, state = vm.State })));
+            Details: new { snapshot_id = snapshot.Id, name = snapshot.Name, state = reverted })));
+        states.Transition(db, vm, reverted, VmStateReason.SnapshotRevert);
+        events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotReverted, vm, snapshot));
         await db.SaveChangesAsync(CancellationToken.None);
         metrics.SnapshotOperations.WithLabels("revert", "success").Inc();
-        return TypedResults.Ok(VmResponse.From(vm));
+        return VmResponse.From(vm);
     }
 
     /// <summary>
@@ -229,12 +242,13 @@ public sealed class SnapshotService(
     }
 
     /// <summary>Deletes the snapshot's data from the qcow2 (not just libvirt's metadata), then its row.</summary>
-    public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    /// <summary>Null when the snapshot is gone from the disk and the database.</summary>
+    public async Task<Failure?> DeleteAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
-            return Problems.NotFoundProblem("The snapshot");
+            return new NotFound("The snapshot");
         }
 
         if (snapshot.State is not (SnapshotStates.Ready or SnapshotStates.Deleting))
@@ -256,16 +270,17 @@ public sealed class SnapshotService(
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.delete", AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error",
                 new { snapshot_id = snapshot.Id, error = e.Message }), cancellationToken);
-            return Count("delete", Problems.Create(409, Problems.VmOperationFailed, "Snapshot deletion failed", e.Message));
+            return Count("delete", new OperationFailed("Snapshot deletion failed", e.Message));
         }
 
         crashPoints.Reach(CrashPoints.SnapshotDeleteRemoved);
         db.VmSnapshots.Remove(snapshot);
         db.AuditLogs.Add(audit.Row(new AuditEvent("snapshot.delete", AuditResults.Success, "vm", vm.Id.ToString(),
             Details: new { snapshot_id = snapshot.Id, name = snapshot.Name })));
+        events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotDeleted, vm, snapshot));
         await db.SaveChangesAsync(CancellationToken.None);
         metrics.SnapshotOperations.WithLabels("delete", "success").Inc();
-        return TypedResults.NoContent();
+        return null;
     }
 
     /// <summary>Deletes the snapshot's data and metadata, if libvirt still has them.</summary>
@@ -284,11 +299,7 @@ public sealed class SnapshotService(
         return (vm, snapshot);
     }
 
-    private static ProblemHttpResult VmBusy(Vm vm) => Problems.Create(409, Problems.InvalidState, "Invalid state", $"The VM is {vm.State}.",
-        new Dictionary<string, object?> { ["state"] = vm.State });
-
-    private static ProblemHttpResult SnapshotBusy(VmSnapshot snapshot) => Problems.Create(409, Problems.InvalidState, "Invalid state",
-        $"The snapshot is {snapshot.State}.", new Dictionary<string, object?> { ["state"] = snapshot.State });
+    private static InvalidState SnapshotBusy(VmSnapshot snapshot) => new($"The snapshot is {snapshot.State}.", snapshot.State);
 
     private static LibvirtDomain Domain(LibvirtConnection connection, Guid vmId) =>
         connection.LookupDomainByUuid(vmId) ?? throw new LibvirtException("The VM's domain no longer exists.", LibvirtErrorCode.NoDomain, 0, "lookup");
@@ -302,9 +313,9 @@ public sealed class SnapshotService(
             new XElement("disks", new XElement("disk", new XAttribute("name", "vda"), new XAttribute("snapshot", "internal"))))
             .ToString();
 
-    private T Count<T>(string operation, T problem)
+    private Failure Count(string operation, Failure failure)
     {
         metrics.SnapshotOperations.WithLabels(operation, "failure").Inc();
-        return problem;
+        return failure;
     }
 }

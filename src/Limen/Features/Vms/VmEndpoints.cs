@@ -14,17 +14,20 @@ public static class VmEndpoints
     {
         var vms = routes.MapGroup("/api/vms").WithTags("VMs");
         vms.MapGet("/", List);
-        vms.MapPost("/", (CreateVmRequest request, HttpContext http, VmService service, CancellationToken ct) => service.CreateAsync(request, http.User, ct));
+        vms.MapPost("/", async (CreateVmRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.CreateAsync(request, http.User, ct)).ToResult(vm => TypedResults.Created($"/api/vms/{vm.Id}", vm)));
         vms.MapGet("/{id:guid}", Get);
-        vms.MapPatch("/{id:guid}", (Guid id, UpdateVmRequest request, HttpContext http, VmService service, CancellationToken ct) => service.UpdateAsync(id, request, http.User, ct));
-        vms.MapDelete("/{id:guid}", (Guid id, HttpContext http, VmService service, CancellationToken ct) => service.DeleteAsync(id, http.User, ct));
+        vms.MapPatch("/{id:guid}", async (Guid id, UpdateVmRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.UpdateAsync(id, request, http.User, ct)).ToResult(TypedResults.Ok));
+        vms.MapDelete("/{id:guid}", async (Guid id, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.DeleteAsync(id, http.User, ct)).ToNoContent());
         vms.MapPost("/{id:guid}/actions/{action}", Act);
-        vms.MapPut("/{id:guid}/cdrom", (Guid id, AttachCdromRequest request, HttpContext http, VmService service, CancellationToken ct) =>
-            service.ConfigureBootAsync(id, request.ImageId, detach: false, bootOrder: null, http.User, ct));
-        vms.MapDelete("/{id:guid}/cdrom", (Guid id, HttpContext http, VmService service, CancellationToken ct) =>
-            service.ConfigureBootAsync(id, null, detach: true, bootOrder: null, http.User, ct));
-        vms.MapPut("/{id:guid}/boot-order", (Guid id, BootOrderRequest request, HttpContext http, VmService service, CancellationToken ct) =>
-            service.ConfigureBootAsync(id, null, detach: false, request.Devices, http.User, ct));
+        vms.MapPut("/{id:guid}/cdrom", async (Guid id, AttachCdromRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.ConfigureBootAsync(id, request.ImageId, detach: false, bootOrder: null, http.User, ct)).ToResult(TypedResults.Ok));
+        vms.MapDelete("/{id:guid}/cdrom", async (Guid id, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.ConfigureBootAsync(id, null, detach: true, bootOrder: null, http.User, ct)).ToResult(TypedResults.Ok));
+        vms.MapPut("/{id:guid}/boot-order", async (Guid id, BootOrderRequest request, HttpContext http, VmService service, CancellationToken ct) =>
+            (await service.ConfigureBootAsync(id, null, detach: false, request.Devices, http.User, ct)).ToResult(TypedResults.Ok));
         vms.MapGet("/{id:guid}/stats", Stats);
         return routes;
     }
@@ -69,7 +72,7 @@ public static class VmEndpoints
             return Problems.Invalid("action", $"action must be one of: {string.Join(", ", VmActions.Names)}.");
         }
 
-        return await service.ActAsync(id, parsed, http.User, cancellationToken);
+        return (await service.ActAsync(id, parsed, http.User, cancellationToken)).ToResult(TypedResults.Ok);
     }
 
     private static async Task<Results<Ok<VmStatsResponse>, ProblemHttpResult>> Stats(

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Limen.Data;
 using Limen.Features.Audit;
@@ -34,6 +35,9 @@ public sealed partial class VmReconciler(
 {
     private readonly SemaphoreSlim wake = new(0);
     private readonly HashSet<Guid> reportedUnknown = [];
+    // Domains lifecycle events named since the last pass began: a change found for one of them was
+    // told by libvirt (reason libvirt.event), any other was found by the sweep (reason reconcile).
+    private readonly ConcurrentDictionary<Guid, byte> eventful = new();
     private readonly Lock subscribeGate = new();
     // The connection whose lifecycle events wake this loop; another one means: subscribe again.
     private LibvirtConnection? subscribed;
@@ -73,6 +77,8 @@ public sealed partial class VmReconciler(
     public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        // Taken before libvirt is read, so the domains read reflect every event taken here.
+        var named = eventful.Keys.Where(id => eventful.TryRemove(id, out _)).ToHashSet();
         try
         {
             Dictionary<Guid, DomainState> domains;
@@ -96,6 +102,7 @@ public sealed partial class VmReconciler(
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
             var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
+            var machine = scope.ServiceProvider.GetRequiredService<VmStateMachine>();
             // Every sweep compares every VM of the host, so it reads only what the comparison needs,
             // untracked; only a VM whose state moved is loaded as an entity, and saved.
             var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == localHost.Id)
@@ -113,7 +120,7 @@ public sealed partial class VmReconciler(
                 }
 
                 var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
-                await ApplyAsync(vm, observed, audit, cancellationToken);
+                await ApplyAsync(db, machine, vm, observed, named.Contains(vm.Id) ? VmStateReason.LibvirtEvent : VmStateReason.Reconcile, audit, cancellationToken);
                 await db.SaveChangesAsync(cancellationToken);
                 states[vm.Id] = vm.State;
             }
@@ -145,16 +152,15 @@ public sealed partial class VmReconciler(
     private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
         domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
 
-    private async Task ApplyAsync(Vm vm, DomainState? observed, AuditTrail audit, CancellationToken cancellationToken)
+    private async Task ApplyAsync(
+        LimenDbContext db, VmStateMachine machine, Vm vm, DomainState? observed, VmStateReason reason, AuditTrail audit, CancellationToken cancellationToken)
     {
         var before = vm.State;
-        VmService.ApplyObservedState(vm, observed);
-        if (vm.State == before)
+        if (!machine.Observe(db, vm, observed, reason))
         {
             return;
         }
 
-        vm.UpdatedAt = DateTimeOffset.UtcNow;
         if (vm.State == VmStates.Missing)
         {
             lifecycle.NotifyDeleted(vm.Id);
@@ -239,8 +245,9 @@ public sealed partial class VmReconciler(
         {
             using (subscription)
             {
-                await foreach (var _ in subscription.Events.ReadAllAsync())
+                await foreach (var lifecycleEvent in subscription.Events.ReadAllAsync())
                 {
+                    eventful[lifecycleEvent.Uuid] = 0;
                     wake.Release();
                 }
             }

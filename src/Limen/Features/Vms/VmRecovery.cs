@@ -1,5 +1,6 @@
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Libvirt;
 using Microsoft.EntityFrameworkCore;
@@ -20,6 +21,8 @@ public sealed partial class VmRecovery(
     LocalHost localHost,
     VmLocks locks,
     VmLifecycle lifecycle,
+    VmStateMachine states,
+    EventOutlet events,
     AuditTrail audit,
     ILogger<VmRecovery> logger)
 {
@@ -69,9 +72,10 @@ public sealed partial class VmRecovery(
         var diskExists = File.Exists(localHost.DiskPath(vm.Id));
         if (observed is { } domainState && diskExists)
         {
-            VmService.ApplyObservedState(vm, domainState);
-            vm.UpdatedAt = DateTimeOffset.UtcNow;
-            Record(vm, "vm.create", AuditResults.Success, "completed", new { state = vm.State });
+            var state = VmService.StateFor(domainState);
+            Record(vm, "vm.create", AuditResults.Success, "completed", new { state });
+            events.Stage(db, new EventDraft(EventTypes.VmCreated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
+            states.Observe(db, vm, domainState, VmStateReason.Recovery);
         }
         else
         {
@@ -91,6 +95,7 @@ public sealed partial class VmRecovery(
         localHost.DeleteVmFiles(vm.Id);
         db.Vms.Remove(vm);
         Record(vm, "vm.delete", AuditResults.Success, "completed", null);
+        events.Stage(db, VmService.Deleted(vm));
         await db.SaveChangesAsync(CancellationToken.None);
     }
 

@@ -1,13 +1,14 @@
 using System.Security.Claims;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Features.Images;
+using Limen.Features.Outcomes;
 using Limen.Features.Quotas;
 using Limen.Hosting;
 using Limen.Libvirt;
 using Limen.Web;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -26,6 +27,8 @@ public sealed partial class VmService(
     QuotaService quotas,
     ImageStore images,
     AuditTrail audit,
+    VmStateMachine states,
+    EventOutlet events,
     IOptions<HypervisorOptions> options,
     CrashPoints crashPoints,
     TimeProvider clock,
@@ -49,20 +52,20 @@ public sealed partial class VmService(
         return query.FirstOrDefaultAsync(cancellationToken);
     }
 
-    public async Task<Results<Created<VmResponse>, ProblemHttpResult>> CreateAsync(CreateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    public async Task<Outcome<VmResponse>> CreateAsync(CreateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         var image = await db.Images.AsNoTracking().FirstOrDefaultAsync(i => i.Id == request.ImageId, cancellationToken);
         var node = await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken);
-        var problem = VmRules.NameProblem(request.Name) is { } n ? Problems.Invalid("name", n)
-            : VmRules.VcpusProblem(request.Vcpus, node.Cpus) is { } c ? Problems.Invalid("vcpus", c)
-            : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? Problems.Invalid("memory_mb", m)
-            : image is null ? Problems.Invalid("image_id", "No such image.")
-            : VmRules.DiskProblem(request.DiskGb, image.Kind == ImageKinds.Disk ? image.VirtualSizeBytes : 0) is { } d ? Problems.Invalid("disk_gb", d)
+        var problem = VmRules.NameProblem(request.Name) is { } n ? new Invalid("name", n)
+            : VmRules.VcpusProblem(request.Vcpus, node.Cpus) is { } c ? new Invalid("vcpus", c)
+            : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? new Invalid("memory_mb", m)
+            : image is null ? new Invalid("image_id", "No such image.")
+            : VmRules.DiskProblem(request.DiskGb, image.Kind == ImageKinds.Disk ? image.VirtualSizeBytes : 0) is { } d ? new Invalid("disk_gb", d)
             : null;
         if (problem is not null)
         {
             await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "validation",
-                new { name = request.Name, reason = problem.ProblemDetails.Detail }), cancellationToken);
+                new { name = request.Name, reason = problem.Detail }), cancellationToken);
             return problem;
         }
 
@@ -113,7 +116,7 @@ public sealed partial class VmService(
                 var nameTaken = e.IsUniqueViolation(NameIndex);
                 await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, nameTaken ? "name_taken" : "mac_taken",
                     new { name = request.Name }), cancellationToken);
-                return Problems.ConflictProblem(nameTaken
+                return new Conflict(nameTaken
                     ? $"You already have a VM named '{request.Name}'."
                     : "Another VM took the same MAC address at the same moment; send the request again.");
             }
@@ -144,10 +147,11 @@ public sealed partial class VmService(
             }), CancellationToken.None);
 
             crashPoints.Reach(CrashPoints.VmCreateDomainDefined);
-            vm.State = request.Start ? VmStates.Running : VmStates.Stopped;
-            vm.UpdatedAt = clock.GetUtcNow();
             db.AuditLogs.Add(audit.Row(new AuditEvent("vm.create", AuditResults.Success, "vm", vm.Id.ToString(),
                 Details: new { name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start })));
+            // Events last: they commit with the row (a client that sees vm.created can read the VM).
+            events.Stage(db, new EventDraft(EventTypes.VmCreated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
+            states.Transition(db, vm, request.Start ? VmStates.Running : VmStates.Stopped, VmStateReason.Create);
             // A database lost here leaves the row `creating` with its disk and domain: recovery completes it.
             await db.SaveChangesAsync(CancellationToken.None);
         }
@@ -163,20 +167,20 @@ public sealed partial class VmService(
             }
 
             return full
-                ? Problems.DiskFull("The VM could not be created")
-                : Problems.Create(500, Problems.VmOperationFailed, "VM creation failed", $"The VM could not be created and nothing was kept: {e.Message}");
+                ? new InsufficientStorage("The VM could not be created")
+                : new RolledBack("VM creation failed", $"The VM could not be created and nothing was kept: {e.Message}");
         }
 
-        return TypedResults.Created($"/api/vms/{vm.Id}", VmResponse.From(vm));
+        return VmResponse.From(vm);
     }
 
-    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ActAsync(Guid id, VmAction action, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    public async Task<Outcome<VmResponse>> ActAsync(Guid id, VmAction action, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         var auditAction = "vm." + action.ToString().ToLowerInvariant();
@@ -186,17 +190,16 @@ public sealed partial class VmService(
         }
 
         var domainState = await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None);
-        ApplyObservedState(vm, domainState);
+        states.Observe(db, vm, domainState, VmStateReason.Observed);
         switch (VmActions.Plan(action, vm.State))
         {
             case ActionPlan.NoOp:
                 await db.SaveChangesAsync(CancellationToken.None);
-                return TypedResults.Ok(VmResponse.From(vm));
+                return VmResponse.From(vm);
             case ActionPlan.Conflict:
                 await db.SaveChangesAsync(CancellationToken.None);
                 await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "invalid_state", new { state = vm.State }), cancellationToken);
-                return Problems.Create(409, Problems.InvalidState, "Invalid state",
-                    $"Cannot {action.ToString().ToLowerInvariant()} a VM that is {vm.State}.", new Dictionary<string, object?> { ["state"] = vm.State });
+                return new InvalidState($"Cannot {action.ToString().ToLowerInvariant()} a VM that is {vm.State}.", vm.State);
         }
 
         // A start takes running capacity: the check holds the system quota row until the new state is saved.
@@ -208,22 +211,21 @@ public sealed partial class VmService(
 
         try
         {
-            vm.State = await Task.Run(() => Perform(vm.Id, action), CancellationToken.None);
-            vm.StateReason = null;
+            states.Transition(db, vm, await Task.Run(() => Perform(vm.Id, action), CancellationToken.None), VmStateReason.For(action));
         }
         catch (LibvirtException e)
         {
-            ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None));
+            states.Observe(db, vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
-            return Problems.Create(409, Problems.VmOperationFailed, "VM action failed", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+            return new OperationFailed("VM action failed", e.Message, vm.State);
         }
         catch (TimeoutException e)
         {
-            ApplyObservedState(vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None));
+            states.Observe(db, vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "timeout", new { error = e.Message }), cancellationToken);
-            return Problems.Create(409, Problems.VmOperationFailed, "VM action timed out", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+            return new OperationFailed("VM action timed out", e.Message, vm.State);
         }
 
         vm.UpdatedAt = clock.GetUtcNow();
@@ -239,16 +241,16 @@ public sealed partial class VmService(
         }
 
         await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Success, "vm", id.ToString(), Details: new { state = vm.State }), cancellationToken);
-        return TypedResults.Ok(VmResponse.From(vm));
+        return VmResponse.From(vm);
     }
 
-    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> UpdateAsync(Guid id, UpdateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    public async Task<Outcome<VmResponse>> UpdateAsync(Guid id, UpdateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         if (PendingProblem(vm) is { } pending)
@@ -263,13 +265,13 @@ public sealed partial class VmService(
         var resizes = newVcpus is not null || newMemoryMb is not null;
         if (!resizes && newName is null)
         {
-            return TypedResults.Ok(VmResponse.From(vm));
+            return VmResponse.From(vm);
         }
 
         NodeInfo? node = resizes ? await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken) : null;
-        var problem = newName is { } name && VmRules.NameProblem(name) is { } n ? Problems.Invalid("name", n)
-            : newVcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? Problems.Invalid("vcpus", c)
-            : newMemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? Problems.Invalid("memory_mb", mm)
+        var problem = newName is { } name && VmRules.NameProblem(name) is { } n ? new Invalid("name", n)
+            : newVcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? new Invalid("vcpus", c)
+            : newMemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? new Invalid("memory_mb", mm)
             : null;
         if (problem is not null)
         {
@@ -278,8 +280,7 @@ public sealed partial class VmService(
 
         if (resizes && vm.State != VmStates.Stopped)
         {
-            return Problems.Create(409, Problems.InvalidState, "Invalid state", "vcpus and memory can change only while the VM is stopped.",
-                new Dictionary<string, object?> { ["state"] = vm.State });
+            return new InvalidState("vcpus and memory can change only while the VM is stopped.", vm.State);
         }
 
         // Growth is checked against the quotas and reserved by the update in the same transaction.
@@ -304,14 +305,14 @@ public sealed partial class VmService(
     }
 
     /// <summary>Attaches an ISO (or detaches with null) and/or sets the boot order; the VM must be stopped.</summary>
-    public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ConfigureBootAsync(
+    public async Task<Outcome<VmResponse>> ConfigureBootAsync(
         Guid id, Guid? cdromImageId, bool detach, IReadOnlyList<string>? bootOrder, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         if (PendingProblem(vm) is { } pending)
@@ -321,18 +322,17 @@ public sealed partial class VmService(
 
         if (cdromImageId is { } isoId && !await db.Images.AnyAsync(i => i.Id == isoId && i.Kind == ImageKinds.Iso, cancellationToken))
         {
-            return Problems.Invalid("image_id", "No such ISO image.");
+            return new Invalid("image_id", "No such ISO image.");
         }
 
         if (bootOrder is not null && VmRules.BootOrderProblem(bootOrder) is { } orderProblem)
         {
-            return Problems.Invalid("devices", orderProblem);
+            return new Invalid("devices", orderProblem);
         }
 
         if (vm.State != VmStates.Stopped)
         {
-            return Problems.Create(409, Problems.InvalidState, "Invalid state", "The CD-ROM and boot order can change only while the VM is stopped.",
-                new Dictionary<string, object?> { ["state"] = vm.State });
+            return new InvalidState("The CD-ROM and boot order can change only while the VM is stopped.", vm.State);
         }
 
         vm.CdromImageId = detach ? null : cdromImageId ?? vm.CdromImageId;
@@ -341,19 +341,20 @@ public sealed partial class VmService(
         return await RedefineAsync(vm, action, new { cdrom_image_id = vm.CdromImageId, boot_order = vm.BootOrder }, cancellationToken);
     }
 
-    public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    /// <summary>Null when the VM is gone: its row, domain and disk.</summary>
+    public async Task<Failure?> DeleteAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFoundProblem("The VM");
+            return new NotFound("The VM");
         }
 
         // The intent first: a delete cut short from here on is finished by recovery, never left half done.
         var before = vm.State;
-        vm.State = VmStates.Deleting;
-        vm.UpdatedAt = clock.GetUtcNow();
+        var beforeReason = vm.StateReason;
+        states.Transition(db, vm, VmStates.Deleting, VmStateReason.Delete);
         await db.SaveChangesAsync(CancellationToken.None);
         crashPoints.Reach(CrashPoints.VmDeleteMarked);
 
@@ -366,10 +367,10 @@ public sealed partial class VmService(
         catch (LibvirtException e)
         {
             // libvirt refused (the domain is still there): nothing was removed, the VM stays as it was.
-            vm.State = before;
+            states.Transition(db, vm, before, VmStateReason.DeleteFailed, beforeReason);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("vm.delete", AuditResults.Failure, "vm", id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
-            return Problems.Create(409, Problems.VmOperationFailed, "VM deletion failed", e.Message, new Dictionary<string, object?> { ["state"] = vm.State });
+            return new OperationFailed("VM deletion failed", e.Message, vm.State);
         }
 
         crashPoints.Reach(CrashPoints.VmDeleteDomainRemoved);
@@ -377,9 +378,13 @@ public sealed partial class VmService(
         crashPoints.Reach(CrashPoints.VmDeleteFilesRemoved);
         db.Vms.Remove(vm);
         db.AuditLogs.Add(audit.Row(new AuditEvent("vm.delete", AuditResults.Success, "vm", id.ToString(), Details: new { name = vm.Name })));
+        events.Stage(db, Deleted(vm));
         await db.SaveChangesAsync(CancellationToken.None);
-        return TypedResults.NoContent();
+        return null;
     }
+
+    /// <summary>The event of a VM whose row is gone (a delete, or one that recovery finished).</summary>
+    internal static EventDraft Deleted(Vm vm) => new(EventTypes.VmDeleted, vm.OwnerId, vm.Id, new { vm_id = vm.Id, name = vm.Name });
 
     /// <summary>
     /// A MAC no VM has yet. The 24 random bits collide often enough at scale to matter (with 10,000
@@ -407,13 +412,14 @@ public sealed partial class VmService(
     }
 
     /// <summary>Re-defines the (stopped) domain from the row; the row is saved only if libvirt accepted it.</summary>
-    private async Task<Results<Ok<VmResponse>, ProblemHttpResult>> RedefineAsync(Vm vm, string action, object details, CancellationToken cancellationToken)
+    private async Task<Outcome<VmResponse>> RedefineAsync(Vm vm, string action, object details, CancellationToken cancellationToken)
     {
         var xml = DomainXml.Build(Spec(vm));
         try
         {
             await Task.Run(() => hypervisor.Run(c => c.DefineDomain(xml).Dispose()), CancellationToken.None);
             vm.UpdatedAt = clock.GetUtcNow();
+            events.Stage(db, new EventDraft(EventTypes.VmUpdated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
             await db.SaveChangesAsync(CancellationToken.None);
         }
         catch (DbUpdateException e) when (e.IsUniqueViolation())
@@ -422,17 +428,17 @@ public sealed partial class VmService(
             await db.Entry(vm).ReloadAsync(CancellationToken.None);
             var original = DomainXml.Build(Spec(vm));
             await Task.Run(() => hypervisor.Run(c => c.DefineDomain(original).Dispose()), CancellationToken.None);
-            return Problems.ConflictProblem("You already have a VM with that name.");
+            return new Conflict("You already have a VM with that name.");
         }
         catch (LibvirtException e)
         {
             await db.Entry(vm).ReloadAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent(action, AuditResults.Failure, "vm", vm.Id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
-            return Problems.Create(409, Problems.VmOperationFailed, "VM change failed", e.Message);
+            return new OperationFailed("VM change failed", e.Message);
         }
 
         await audit.RecordAsync(new AuditEvent(action, AuditResults.Success, "vm", vm.Id.ToString(), Details: details), cancellationToken);
-        return TypedResults.Ok(VmResponse.From(vm));
+        return VmResponse.From(vm);
     }
 
     private string Perform(Guid vmId, VmAction action) => hypervisor.Run(c =>
@@ -488,28 +494,11 @@ public sealed partial class VmService(
     /// <summary>What libvirt's view means for a VM's row: a vanished domain makes it missing.</summary>
     public static string StateFor(DomainState? observed) => observed is { } state ? VmStates.FromDomain(state) : VmStates.Missing;
 
-    /// <summary>The row follows libvirt; a vanished domain makes the VM missing (never silently deleted).</summary>
-    public static void ApplyObservedState(Vm vm, DomainState? observed)
-    {
-        var state = StateFor(observed);
-        if (state == vm.State)
-        {
-            return;
-        }
+    /// <summary>Refuses a VM whose create or delete is still under way (or awaits recovery).</summary>
+    private static InvalidState? PendingProblem(Vm vm) => VmStates.IsPending(vm.State) ? Busy(vm) : null;
 
-        vm.State = state;
-        vm.StateReason = state switch
-        {
-            VmStates.Missing => "The libvirt domain no longer exists on its host.",
-            VmStates.Error => $"libvirt reports the domain {observed!.Value.ToString().ToLowerInvariant()}.",
-            _ => null,
-        };
-    }
-
-    /// <summary>409 for a VM whose create or delete is still under way (or awaits recovery).</summary>
-    private static ProblemHttpResult? PendingProblem(Vm vm) => VmStates.IsPending(vm.State)
-        ? Problems.Create(409, Problems.InvalidState, "Invalid state", $"The VM is {vm.State}.", new Dictionary<string, object?> { ["state"] = vm.State })
-        : null;
+    /// <summary>The VM's state does not allow the operation; the message names it.</summary>
+    public static InvalidState Busy(Vm vm) => new($"The VM is {vm.State}.", vm.State);
 
     /// <summary>Powers off and undefines the domain, if there is one.</summary>
     internal static void RemoveDomain(LibvirtConnection connection, Guid vmId)

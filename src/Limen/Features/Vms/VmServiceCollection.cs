@@ -18,6 +18,7 @@ public static class VmServiceCollection
         services.AddSingleton<ImageStore>();
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmLifecycle>();
+        services.AddSingleton<VmStateMachine>();
         services.AddSingleton<VmStatsSampler>();
         services.AddScoped<VmService>();
         services.Configure<Quotas.QuotaOptions>(configuration.GetSection(Quotas.QuotaOptions.Section));

@@ -24,6 +24,9 @@ public static class VmStates
     /// </summary>
     public static bool IsPending(string state) => state is Creating or Deleting;
 
+    /// <summary>What libvirt can show a domain as (<see cref="FromDomain"/>), or its absence: missing.</summary>
+    public static readonly IReadOnlyList<string> Observable = [Running, Paused, ShuttingDown, Stopped, Error, Missing];
+
     /// <summary>What libvirt's domain state means for a VM.</summary>
     public static string FromDomain(DomainState state) => state switch
     {
@@ -78,5 +81,77 @@ public static class VmActions
         (VmAction.Resume, VmStates.Running) => ActionPlan.NoOp,
         (VmAction.Resume, VmStates.Paused) => ActionPlan.Perform,
         _ => ActionPlan.Conflict,
+    };
+
+    /// <summary>The state an action that was performed ends in (a shutdown waits for the guest to power off).</summary>
+    public static string EndState(VmAction action) => action switch
+    {
+        VmAction.Start or VmAction.Resume or VmAction.Reboot => VmStates.Running,
+        VmAction.Suspend => VmStates.Paused,
+        _ => VmStates.Stopped,
+    };
+}
+
+/// <summary>What may move a VM's state; <see cref="VmTransitions"/> says which moves each one may make.</summary>
+public enum VmStateCause
+{
+    /// <summary>A create that got through libvirt: creating → running or stopped.</summary>
+    Create,
+    /// <summary>An API action performed on the domain.</summary>
+    Action,
+    /// <summary>The row follows what libvirt shows (a lifecycle event, the sweep, a read by an operation).</summary>
+    Observation,
+    SnapshotRevert,
+    /// <summary>Finishing what a server left half done (<see cref="VmRecovery"/>, <see cref="Snapshots.SnapshotRecovery"/>).</summary>
+    Recovery,
+    /// <summary>A delete records its intent before it touches libvirt.</summary>
+    Delete,
+    /// <summary>libvirt refused the delete: the VM is back in the state it had.</summary>
+    DeleteFailed,
+}
+
+/// <summary>
+/// Why a VM's state changed: the cause the table checks and the short machine word
+/// (<c>reason</c> of <c>vm.state_changed</c>) clients see.
+/// </summary>
+public readonly record struct VmStateReason(VmStateCause Cause, string Word, VmAction? Action = null)
+{
+    public static readonly VmStateReason Create = new(VmStateCause.Create, "create");
+    /// <summary>The reconciler, woken by a libvirt lifecycle event about this VM's domain.</summary>
+    public static readonly VmStateReason LibvirtEvent = new(VmStateCause.Observation, "libvirt.event");
+    /// <summary>The reconciler's sweep (an event missed while libvirtd was away, or none raised).</summary>
+    public static readonly VmStateReason Reconcile = new(VmStateCause.Observation, "reconcile");
+    /// <summary>An operation read the domain's state (an action looks before it acts, and after it failed).</summary>
+    public static readonly VmStateReason Observed = new(VmStateCause.Observation, "observed");
+    public static readonly VmStateReason SnapshotRevert = new(VmStateCause.SnapshotRevert, "snapshot.revert");
+    public static readonly VmStateReason Recovery = new(VmStateCause.Recovery, "recovery");
+    public static readonly VmStateReason Delete = new(VmStateCause.Delete, "delete");
+    public static readonly VmStateReason DeleteFailed = new(VmStateCause.DeleteFailed, "delete.failed");
+
+    public static VmStateReason For(VmAction action) => new(VmStateCause.Action, "action." + action.ToString().ToLowerInvariant(), action);
+}
+
+/// <summary>
+/// The transition table: which from → to each cause may make (docs/architecture.md, "VM state
+/// machine"). A state that stays the same is no transition and always allowed.
+/// </summary>
+public static class VmTransitions
+{
+    private static readonly string[] Settled = [.. VmStates.All.Where(s => !VmStates.IsPending(s))];
+
+    public static bool IsAllowed(string from, string to, VmStateReason reason) => from == to || reason.Cause switch
+    {
+        VmStateCause.Create => from == VmStates.Creating && to is VmStates.Running or VmStates.Stopped,
+        // Exactly the actions' own table: an action moves only from where it is performed, to where it ends.
+        VmStateCause.Action => reason.Action is { } action && VmActions.Plan(action, from) == ActionPlan.Perform && to == VmActions.EndState(action),
+        // libvirt is the truth for a settled VM; a pending one belongs to its operation or recovery.
+        VmStateCause.Observation => Settled.Contains(from) && VmStates.Observable.Contains(to),
+        VmStateCause.SnapshotRevert => Settled.Contains(from) && from != VmStates.Missing && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
+        // A create whose domain and disk exist is completed as libvirt shows it; a revert cut short is redone.
+        VmStateCause.Recovery => from == VmStates.Creating ? VmStates.Observable.Contains(to) && to != VmStates.Missing
+            : Settled.Contains(from) && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
+        VmStateCause.Delete => to == VmStates.Deleting,
+        VmStateCause.DeleteFailed => from == VmStates.Deleting,
+        _ => false,
     };
 }

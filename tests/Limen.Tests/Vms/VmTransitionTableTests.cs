@@ -1,0 +1,120 @@
+using Limen.Features.Vms;
+
+namespace Limen.Tests.Vms;
+
+/// <summary>The VM state machine's table (docs/architecture.md, "VM state machine"), pure and fast.</summary>
+public sealed class VmTransitionTableTests
+{
+    public static TheoryData<string, string, string> Legal => new()
+    {
+        { VmStates.Creating, VmStates.Stopped, "create" },
+        { VmStates.Creating, VmStates.Running, "create" },
+        { VmStates.Stopped, VmStates.Running, "action.start" },
+        { VmStates.Running, VmStates.Stopped, "action.shutdown" },
+        { VmStates.ShuttingDown, VmStates.Stopped, "action.shutdown" },
+        { VmStates.Running, VmStates.Stopped, "action.stop" },
+        { VmStates.Paused, VmStates.Stopped, "action.stop" },
+        { VmStates.Error, VmStates.Stopped, "action.stop" },
+        { VmStates.ShuttingDown, VmStates.Stopped, "action.stop" },
+        { VmStates.Running, VmStates.Paused, "action.suspend" },
+        { VmStates.Paused, VmStates.Running, "action.resume" },
+        { VmStates.Running, VmStates.Stopped, "libvirt.event" },
+        { VmStates.Running, VmStates.Missing, "reconcile" },
+        { VmStates.Missing, VmStates.Stopped, "reconcile" },
+        { VmStates.Paused, VmStates.Error, "observed" },
+        { VmStates.Stopped, VmStates.ShuttingDown, "libvirt.event" },
+        { VmStates.Running, VmStates.Stopped, "snapshot.revert" },
+        { VmStates.Stopped, VmStates.Paused, "snapshot.revert" },
+        { VmStates.Error, VmStates.Running, "snapshot.revert" },
+        { VmStates.Creating, VmStates.Running, "recovery" },
+        { VmStates.Creating, VmStates.Error, "recovery" },
+        { VmStates.Missing, VmStates.Stopped, "recovery" },
+        { VmStates.Running, VmStates.Deleting, "delete" },
+        { VmStates.Creating, VmStates.Deleting, "delete" },
+        { VmStates.Missing, VmStates.Deleting, "delete" },
+        { VmStates.Deleting, VmStates.Running, "delete.failed" },
+        { VmStates.Deleting, VmStates.Missing, "delete.failed" },
+    };
+
+    public static TheoryData<string, string, string> Illegal => new()
+    {
+        // A create ends only where its domain was left; nothing else creates.
+        { VmStates.Creating, VmStates.Paused, "create" },
+        { VmStates.Stopped, VmStates.Running, "create" },
+        { VmStates.Creating, VmStates.Missing, "create" },
+        // An action moves only from where it is performed to where it ends.
+        { VmStates.Paused, VmStates.Running, "action.start" },
+        { VmStates.Stopped, VmStates.Paused, "action.start" },
+        { VmStates.Paused, VmStates.Stopped, "action.shutdown" },
+        { VmStates.Stopped, VmStates.Running, "action.resume" },
+        { VmStates.Missing, VmStates.Stopped, "action.stop" },
+        { VmStates.Creating, VmStates.Running, "action.start" },
+        { VmStates.Deleting, VmStates.Stopped, "action.stop" },
+        // libvirt's view never moves a pending VM, and never into a pending state.
+        { VmStates.Creating, VmStates.Running, "libvirt.event" },
+        { VmStates.Deleting, VmStates.Missing, "reconcile" },
+        { VmStates.Stopped, VmStates.Deleting, "observed" },
+        { VmStates.Running, VmStates.Creating, "reconcile" },
+        // A revert needs a settled VM with a domain, and ends running, paused or stopped.
+        { VmStates.Missing, VmStates.Stopped, "snapshot.revert" },
+        { VmStates.Deleting, VmStates.Stopped, "snapshot.revert" },
+        { VmStates.Running, VmStates.Error, "snapshot.revert" },
+        // Recovery completes a create as libvirt shows it (never missing) or redoes a revert.
+        { VmStates.Creating, VmStates.Missing, "recovery" },
+        { VmStates.Deleting, VmStates.Stopped, "recovery" },
+        { VmStates.Running, VmStates.Missing, "recovery" },
+        // A delete only marks its intent; only a refused delete leaves deleting.
+        { VmStates.Running, VmStates.Stopped, "delete" },
+        { VmStates.Running, VmStates.Stopped, "delete.failed" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Legal))]
+    public void A_transition_in_the_table_is_allowed(string from, string to, string reason) =>
+        Assert.True(VmTransitions.IsAllowed(from, to, Reason(reason)), $"{from} → {to} ({reason}) should be allowed");
+
+    [Theory]
+    [MemberData(nameof(Illegal))]
+    public void A_transition_outside_the_table_is_refused(string from, string to, string reason) =>
+        Assert.False(VmTransitions.IsAllowed(from, to, Reason(reason)), $"{from} → {to} ({reason}) should be refused");
+
+    [Fact]
+    public void Staying_in_a_state_is_no_transition_and_always_allowed()
+    {
+        foreach (var state in VmStates.All)
+        {
+            Assert.True(VmTransitions.IsAllowed(state, state, VmStateReason.Create));
+        }
+    }
+
+    /// <summary>Every action the actions' table performs is a legal transition to the action's end state, and only those.</summary>
+    [Fact]
+    public void The_action_rows_are_exactly_the_actions_table()
+    {
+        foreach (var action in Enum.GetValues<VmAction>())
+        {
+            foreach (var from in VmStates.All)
+            {
+                foreach (var to in VmStates.All.Where(to => to != from))
+                {
+                    var performed = VmActions.Plan(action, from) == ActionPlan.Perform && to == VmActions.EndState(action);
+                    Assert.Equal(performed, VmTransitions.IsAllowed(from, to, VmStateReason.For(action)));
+                }
+            }
+        }
+    }
+
+    private static VmStateReason Reason(string word) => word switch
+    {
+        "create" => VmStateReason.Create,
+        "libvirt.event" => VmStateReason.LibvirtEvent,
+        "reconcile" => VmStateReason.Reconcile,
+        "observed" => VmStateReason.Observed,
+        "snapshot.revert" => VmStateReason.SnapshotRevert,
+        "recovery" => VmStateReason.Recovery,
+        "delete" => VmStateReason.Delete,
+        "delete.failed" => VmStateReason.DeleteFailed,
+        _ when word.StartsWith("action.", StringComparison.Ordinal) && VmActions.TryParse(word["action.".Length..], out var action) => VmStateReason.For(action),
+        _ => throw new ArgumentException($"unknown reason {word}", nameof(word)),
+    };
+}
