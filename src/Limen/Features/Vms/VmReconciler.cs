@@ -34,6 +34,9 @@ public sealed partial class VmReconciler(
     ILogger<VmReconciler> logger) : BackgroundLoop(loops, clock, logger)
 {
     private readonly SemaphoreSlim wake = new(0);
+    // One pass at a time: a pass run on demand while the loop's is under way would skip the VMs that
+    // pass holds and return before it has saved them (the caller then reads the row as it was).
+    private readonly SemaphoreSlim passGate = new(1, 1);
     private readonly HashSet<Guid> reportedUnknown = [];
     // Domains lifecycle events named since the last pass began: a change found for one of them was
     // told by libvirt (reason libvirt.event), any other was found by the sweep (reason reconcile).
@@ -73,8 +76,21 @@ public sealed partial class VmReconciler(
         }
     }
 
-    /// <summary>One pass. Throws when libvirt or the database cannot be reached (the loop retries).</summary>
+    /// <summary>One pass, after any pass under way. Throws when libvirt or the database cannot be reached (the loop retries).</summary>
     public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
+    {
+        await passGate.WaitAsync(cancellationToken);
+        try
+        {
+            await PassAsync(cancellationToken);
+        }
+        finally
+        {
+            passGate.Release();
+        }
+    }
+
+    private async Task PassAsync(CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
         // Taken before libvirt is read, so the domains read reflect every event taken here.
@@ -260,6 +276,7 @@ public sealed partial class VmReconciler(
     public override void Dispose()
     {
         wake.Dispose();
+        passGate.Dispose();
         base.Dispose();
     }
 }
