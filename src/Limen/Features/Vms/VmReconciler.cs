@@ -238,7 +238,7 @@ public sealed partial class VmReconciler(
         }
     }
 
-    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning, Message = "Could not record {Type} for host {Host}: {Message}")]
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Could not record {Type} for host {Host}: {Message}")]
     private static partial void LogHostEventLost(ILogger logger, string type, string host, string message);
 
     /// <summary>
