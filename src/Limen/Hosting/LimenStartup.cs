@@ -5,7 +5,7 @@ using Limen.Features.Users;
 
 namespace Limen.Hosting;
 
-/// <summary>What `limen serve` does before it listens: schema, first admin, console sessions a crash left open, local host row.</summary>
+/// <summary>What `limen serve` does before it listens: schema, first admin, console sessions a crash left open, the hosts' rows.</summary>
 public static class LimenStartup
 {
     public static async Task PrepareAsync(IServiceProvider services, CancellationToken cancellationToken)
@@ -14,6 +14,6 @@ public static class LimenStartup
         await AdminBootstrap.EnsureAdminAsync(services, cancellationToken);
         await ConsoleSessions.CloseLeftoversAsync(services, cancellationToken);
         await using var scope = services.CreateAsyncScope();
-        await services.GetRequiredService<LocalHost>().EnsureAsync(scope.ServiceProvider.GetRequiredService<LimenDbContext>(), cancellationToken);
+        await services.GetRequiredService<HostRegistry>().EnsureAsync(scope.ServiceProvider.GetRequiredService<LimenDbContext>(), cancellationToken);
     }
 }

@@ -33,9 +33,9 @@ public static class BackupTestKit
     /// <summary>A backup made in-process with the server's own libvirt connection (the test driver's domains live there).</summary>
     public static async Task<BackupResult> BackupInProcessAsync(LimenTestServer server, string outputDir, string? pgBinDir = null)
     {
-        var hypervisor = server.Services.GetRequiredService<Hypervisor>();
+        var hypervisors = server.Services.GetRequiredService<HostRegistry>().All.Select(h => h.Hypervisor).ToList();
         var request = new BackupRequest(server.Database.ConnectionString, outputDir, null, server.Services.GetRequiredService<IConfiguration>(),
-            ids => LibvirtDomainXml.Read(hypervisor, ids), pgBinDir);
+            ids => LibvirtDomainXml.Read(hypervisors, ids), pgBinDir);
         return await BackupCreator.CreateAsync(request, new PlainSteps(TextWriter.Null), TimeProvider.System, CancellationToken.None);
     }
 

@@ -25,7 +25,7 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
         var id = (await VmTestKit.CreateVmAsync(owner, image, "console-guest", start: true, memoryMb: 256)).GetProperty("id").GetGuid();
         try
         {
-            var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(id);
+            var serial = server.Services.GetRequiredService<HostRegistry>().Local.SerialLogPath(id);
             await ConsoleKit.WaitForAsync(() => Task.FromResult(File.Exists(serial) && File.ReadAllText(serial).Contains(Banner, StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(90), "the guest's boot banner");
             await test(id);

@@ -53,7 +53,7 @@ public static class VmTestKit
 
     /// <summary>Asks the server's own libvirt connection (the test driver's state lives in that connection).</summary>
     public static T Libvirt<T>(LimenTestServer server, Func<LibvirtConnection, T> query) =>
-        server.Services.GetRequiredService<Hypervisor>().Run(query);
+        server.Services.GetRequiredService<HostRegistry>().Local.Hypervisor.Run(query);
 
     public static bool DomainExists(LimenTestServer server, Guid vmId) => Libvirt(server, c =>
     {
@@ -71,10 +71,10 @@ public static class VmTestKit
                 return d.Uuid.ToString();
             }
         }).ToList());
-        return Directory.GetFiles(server.Services.GetRequiredService<LocalHost>().DiskDir)
+        return Directory.GetFiles(server.Services.GetRequiredService<HostRegistry>().Local.DiskDir)
             .Where(f => !domains.Any(d => Path.GetFileName(f).StartsWith(d, StringComparison.Ordinal)))
             .ToList();
     }
 
-    public static string DiskPath(LimenTestServer server, Guid vmId) => server.Services.GetRequiredService<LocalHost>().DiskPath(vmId);
+    public static string DiskPath(LimenTestServer server, Guid vmId) => server.Services.GetRequiredService<HostRegistry>().Local.DiskPath(vmId);
 }

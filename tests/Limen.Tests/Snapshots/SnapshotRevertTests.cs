@@ -56,7 +56,7 @@ public sealed class SnapshotRevertTests
         var vmId = (await VmTestKit.CreateVmAsync(client, image, "remembers", start: true, memoryMb: 256)).GetProperty("id").GetGuid();
         try
         {
-            var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(vmId);
+            var serial = server.Services.GetRequiredService<HostRegistry>().Local.SerialLogPath(vmId);
             await Eventually.WaitAsync(() => Task.FromResult(Banners(serial).Count >= 1), BootTimeout, "the first boot");
             Assert.EndsWith("boots=1", Banners(serial)[^1], StringComparison.Ordinal);
 

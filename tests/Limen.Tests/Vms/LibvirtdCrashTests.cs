@@ -46,7 +46,7 @@ public sealed class LibvirtdCrashTests(Xunit.Abstractions.ITestOutputHelper outp
         System.Net.WebSockets.ClientWebSocket? console = null;
         try
         {
-            var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(id);
+            var serial = server.Services.GetRequiredService<HostRegistry>().Local.SerialLogPath(id);
             await Eventually.WaitAsync(() => Task.FromResult(File.Exists(serial) && File.ReadAllText(serial).Contains(Banner, StringComparison.Ordinal)),
                 TimeSpan.FromSeconds(90), "the guest's boot banner");
             var (_, url) = await ConsoleKit.TicketAsync(owner, id);
@@ -102,7 +102,7 @@ public sealed class LibvirtdCrashTests(Xunit.Abstractions.ITestOutputHelper outp
         finally
         {
             await LibvirtDaemon.EnsureRunningAsync(Deadline);
-            await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<Hypervisor>().Probe()), Deadline, "libvirt");
+            await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<HostRegistry>().Local.Hypervisor.Probe()), Deadline, "libvirt");
             console?.Abort();
             console?.Dispose();
             await owner.DeleteAsync($"/api/vms/{id}");

@@ -33,7 +33,7 @@ public sealed class RealGuestTests
             var vm = await VmTestKit.CreateVmAsync(client, image, "tiny", start: true, memoryMb: 256);
             id = vm.GetProperty("id").GetGuid();
             Assert.Equal("running", vm.GetProperty("state").GetString());
-            var serial = server.Services.GetRequiredService<LocalHost>().SerialLogPath(id.Value);
+            var serial = server.Services.GetRequiredService<HostRegistry>().Local.SerialLogPath(id.Value);
             await Eventually.WaitAsync(() => Task.FromResult(Count(serial, Banner) >= 1), TimeSpan.FromSeconds(90), "the boot banner");
             Assert.Equal("qemu", VmTestKit.Libvirt(server, c =>
             {
@@ -102,7 +102,7 @@ public sealed class RealGuestTests
         finally
         {
             await LibvirtDaemon.EnsureRunningAsync(TimeSpan.FromSeconds(30));
-            await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<Hypervisor>().Probe()), TimeSpan.FromSeconds(30), "libvirt");
+            await Eventually.WaitAsync(() => Task.FromResult(server.Services.GetRequiredService<HostRegistry>().Local.Hypervisor.Probe()), TimeSpan.FromSeconds(30), "libvirt");
             await client.DeleteAsync($"/api/vms/{id}");
         }
     }

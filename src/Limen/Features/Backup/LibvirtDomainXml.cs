@@ -1,57 +1,66 @@
 using Limen.Features.Hosts;
 using Limen.Libvirt;
 using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Backup;
 
 /// <summary>
-/// VMs' domain XML for the archive, read over a read-only libvirt connection (a backup never
-/// changes libvirt). A database without VMs needs no libvirt at all.
+/// VMs' domain XML for the archive, read over read-only connections to every configured host (a
+/// backup never changes libvirt). A database without VMs needs no libvirt at all.
 /// </summary>
 public sealed class LibvirtDomainXml : IDisposable
 {
-    private readonly Hypervisor hypervisor;
+    private readonly List<Hypervisor> hypervisors;
 
     public LibvirtDomainXml(IConfiguration configuration)
     {
-        var options = configuration.GetSection(HypervisorOptions.Section).Get<HypervisorOptions>() ?? new HypervisorOptions();
-        options.ReadOnly = true;
         // Failures surface as exceptions with the reason; log lines would only garble the progress display.
-        hypervisor = new Hypervisor(Options.Create(options), NullLogger<Hypervisor>.Instance);
+        hypervisors = HostSetting.All(configuration)
+            .Select(h => new Hypervisor(h.Uri, Hypervisor.ResolveDomainType(h.VirtualizationType, h.Uri), readOnly: true, NullLogger<Hypervisor>.Instance))
+            .ToList();
     }
 
     /// <summary>
     /// The persistent (inactive) definition — what a redefine needs — of each of <paramref name="vmIds"/>
-    /// that has a domain; one listing instead of a lookup per VM.
+    /// that has a domain on one of <paramref name="hosts"/>; one listing per host instead of a lookup per VM.
+    /// A host that cannot be reached fails the read: its VMs' definitions would be missing from the archive.
     /// </summary>
-    public static IReadOnlyDictionary<Guid, string> Read(Hypervisor hypervisor, IReadOnlyCollection<Guid> vmIds)
+    public static IReadOnlyDictionary<Guid, string> Read(IEnumerable<Hypervisor> hosts, IReadOnlyCollection<Guid> vmIds)
     {
+        var found = new Dictionary<Guid, string>();
         if (vmIds.Count == 0)
         {
-            return new Dictionary<Guid, string>();
+            return found;
         }
 
         var wanted = vmIds.ToHashSet();
-        return hypervisor.Run(c =>
+        foreach (var hypervisor in hosts)
         {
-            var found = new Dictionary<Guid, string>();
-            foreach (var domain in c.ListAllDomains())
+            hypervisor.Run(c =>
             {
-                using (domain)
+                foreach (var domain in c.ListAllDomains())
                 {
-                    if (wanted.Contains(domain.Uuid))
+                    using (domain)
                     {
-                        found[domain.Uuid] = domain.GetXmlDesc(DomainXmlFlags.Inactive);
+                        if (wanted.Contains(domain.Uuid))
+                        {
+                            found[domain.Uuid] = domain.GetXmlDesc(DomainXmlFlags.Inactive);
+                        }
                     }
                 }
-            }
+            });
+        }
 
-            return found;
-        });
+        return found;
     }
 
-    public IReadOnlyDictionary<Guid, string> Read(IReadOnlyCollection<Guid> vmIds) => Read(hypervisor, vmIds);
+    public IReadOnlyDictionary<Guid, string> Read(IReadOnlyCollection<Guid> vmIds) => Read(hypervisors, vmIds);
 
-    public void Dispose() => hypervisor.Dispose();
+    public void Dispose()
+    {
+        foreach (var hypervisor in hypervisors)
+        {
+            hypervisor.Dispose();
+        }
+    }
 }

@@ -308,7 +308,9 @@ public static class RestoreRunner
         await using (var connection = new NpgsqlConnection(connectionString))
         {
             await connection.OpenAsync(cancellationToken);
-            await using var command = new NpgsqlCommand("SELECT id FROM vms", connection);
+            // Only the VMs of the host at this URI: another host's domains belong on that host.
+            await using var command = new NpgsqlCommand("SELECT v.id FROM vms v JOIN hosts h ON h.id = v.host_id WHERE h.uri = @uri", connection);
+            command.Parameters.AddWithValue("uri", uri);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             while (await reader.ReadAsync(cancellationToken))
             {

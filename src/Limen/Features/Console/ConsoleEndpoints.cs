@@ -57,7 +57,7 @@ public static class ConsoleEndpoints
     }
 
     private static async Task<Results<Ok<ConsoleTicketResponse>, ProblemHttpResult>> IssueTicket(
-        Guid id, HttpContext http, VmService vms, Hypervisor hypervisor, ConsoleTickets tickets, ConsoleSessions sessions,
+        Guid id, HttpContext http, VmService vms, HostRegistry hosts, ConsoleTickets tickets, ConsoleSessions sessions,
         IOptions<ConsoleOptions> options, AuditTrail audit, CancellationToken cancellationToken)
     {
         var vm = await vms.FindAsync(id, http.User, cancellationToken);
@@ -67,7 +67,7 @@ public static class ConsoleEndpoints
         }
 
         // libvirt, not the row: the row may lag a guest that just powered itself off.
-        var state = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
+        var state = await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
         var vmState = state is { } s ? VmStates.FromDomain(s) : VmStates.Missing;
         if (vmState is not (VmStates.Running or VmStates.Paused))
         {
@@ -98,7 +98,7 @@ public static class ConsoleEndpoints
     /// </summary>
     private static async Task<IResult> Connect(
         Guid id, [FromQuery] string? ticket, HttpContext http, OriginPolicy origins, ConsoleTickets tickets, ConsoleSessions sessions,
-        ConsoleMetrics metrics, Hypervisor hypervisor, IOptions<HypervisorOptions> hypervisorOptions, IDbContextFactory<LimenDbContext> dbFactory,
+        ConsoleMetrics metrics, HostRegistry hosts, IDbContextFactory<LimenDbContext> dbFactory,
         AuditTrail audit, TimeProvider clock, IOptions<ConsoleOptions> options)
     {
         var cancellationToken = http.RequestAborted;
@@ -117,12 +117,15 @@ public static class ConsoleEndpoints
 
         var check = await tickets.ConsumeAsync(ticket, id, cancellationToken);
         User? user = null;
+        Guid? hostId = null;
         if (check.Accepted)
         {
             await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
             user = await db.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == check.UserId, cancellationToken);
-            var allowed = user is { Disabled: false }
-                && await db.Vms.AnyAsync(v => v.Id == id && (v.OwnerId == user.Id || user.Role == Roles.Admin), cancellationToken);
+            hostId = user is { Disabled: false }
+                ? await db.Vms.Where(v => v.Id == id && (v.OwnerId == user.Id || user.Role == Roles.Admin)).Select(v => (Guid?)v.HostId).FirstOrDefaultAsync(cancellationToken)
+                : null;
+            var allowed = hostId is not null;
             // A client that also signs in (an API client can send a header; browsers cannot) must be the ticket's user.
             check = http.User.FindUserId() is { } caller && caller != check.UserId ? check with { RejectedBecause = TicketRejections.WrongUser }
                 : !allowed ? check with { RejectedBecause = TicketRejections.NotAllowed }
@@ -139,10 +142,12 @@ public static class ConsoleEndpoints
                 new Dictionary<string, object?> { ["reason"] = check.RejectedBecause });
         }
 
-        var target = await Task.Run(() => hypervisor.Run(c =>
+        // The VM's own host: its libvirt knows the VNC port, its console address is where that port is reached.
+        var host = hosts.Get(hostId!.Value);
+        var target = await Task.Run(() => host.Hypervisor.Run(c =>
         {
             using var domain = c.LookupDomainByUuid(id);
-            return domain is { IsActive: true } ? VncEndpoint.FromDomainXml(domain.GetXmlDesc(), hypervisorOptions.Value.ConsoleAddress) : null;
+            return domain is { IsActive: true } ? VncEndpoint.FromDomainXml(domain.GetXmlDesc(), host.ConsoleAddress) : null;
         }), cancellationToken);
         if (target is null)
         {
@@ -181,7 +186,7 @@ public static class ConsoleEndpoints
                 KeepAliveTimeout = KeepAlive * 2,
             });
             var relay = new ConsoleRelay(client, vnc, session, clock, metrics);
-            relayReason = await relay.RunAsync(() => ExplainVncCloseAsync(hypervisor, id));
+            relayReason = await relay.RunAsync(() => ExplainVncCloseAsync(host.Hypervisor, id));
         }
         finally
         {

@@ -5,13 +5,16 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Health;
 
+/// <summary>Whether one host's libvirt answered the probe.</summary>
+public sealed record HostProbe(RegisteredHost Host, bool Up);
+
 /// <summary>
-/// Asks PostgreSQL and libvirt whether they answer, and keeps limen_database_up and
-/// limen_libvirt_up current — on every health request and every 15 s in the background, so the
+/// Asks PostgreSQL and every host's libvirt whether they answer, and keeps limen_database_up and
+/// limen_libvirt_up (the local host's) current — on every health request and every 15 s in the background, so the
 /// DatabaseDown and LibvirtDown alerts see the truth even when nobody calls /api/health.
 /// </summary>
 public sealed partial class DependencyProbe(
-    IDbContextFactory<LimenDbContext> dbFactory, Hypervisor hypervisor, LimenMetrics metrics, LoopHealth loops, TimeProvider clock,
+    IDbContextFactory<LimenDbContext> dbFactory, HostRegistry hosts, LimenMetrics metrics, LoopHealth loops, TimeProvider clock,
     ILogger<DependencyProbe> logger)
     : BackgroundLoop(loops, clock, logger)
 {
@@ -25,14 +28,16 @@ public sealed partial class DependencyProbe(
 
     protected override Task RunOnceAsync(CancellationToken cancellationToken) => ProbeAsync(cancellationToken);
 
-    public async Task<(bool Database, bool Libvirt)> ProbeAsync(CancellationToken cancellationToken)
+    /// <returns>Whether the database answers, and each host in the registry's order (the local host first).</returns>
+    public async Task<(bool Database, IReadOnlyList<HostProbe> Hosts)> ProbeAsync(CancellationToken cancellationToken)
     {
-        var libvirt = Task.Run(hypervisor.Probe, cancellationToken);
+        // In parallel: a host that is slow to refuse must not delay the others' answers.
+        var libvirt = hosts.All.Select(h => Task.Run(() => new HostProbe(h, h.Hypervisor.Probe()), cancellationToken)).ToList();
         var database = await ProbeDatabaseAsync(cancellationToken);
-        var libvirtUp = await libvirt;
+        var probes = await Task.WhenAll(libvirt);
         metrics.DatabaseUp.Set(database ? 1 : 0);
-        metrics.LibvirtUp.Set(libvirtUp ? 1 : 0);
-        return (database, libvirtUp);
+        metrics.LibvirtUp.Set(probes[0].Up ? 1 : 0);
+        return (database, probes);
     }
 
     private async Task<bool> ProbeDatabaseAsync(CancellationToken cancellationToken)

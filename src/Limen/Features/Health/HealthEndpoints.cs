@@ -5,7 +5,10 @@ namespace Limen.Features.Health;
 
 public sealed record HealthResponse(
     string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds,
-    IReadOnlyDictionary<string, LoopReport> Loops);
+    IReadOnlyDictionary<string, LoopReport> Loops, IReadOnlyList<HostHealth> Hosts);
+
+/// <summary>One libvirt host: the local one is also <see cref="HealthResponse.Libvirt"/>.</summary>
+public sealed record HostHealth(Guid Id, string Name, bool Local, string Libvirt, string Virtualization);
 
 public sealed record LiveResponse(string Status);
 
@@ -21,16 +24,23 @@ public static class HealthEndpoints
         return routes;
     }
 
-    /// <summary>200 only when every required part answers and no background loop is failing; 503 naming what is not otherwise.</summary>
+    /// <summary>
+    /// 200 only when every required part answers and no background loop is failing; 503 naming what
+    /// is not otherwise. Required are the database and the local host; another host that is down
+    /// only shows as disconnected in hosts (its VMs are unavailable, the server and other hosts' VMs are not).
+    /// </summary>
     private static async Task<JsonHttpResult<HealthResponse>> Check(
-        DependencyProbe probe, Hypervisor hypervisor, LoopHealth loops, TimeProvider clock, CancellationToken cancellationToken)
+        DependencyProbe probe, LoopHealth loops, TimeProvider clock, CancellationToken cancellationToken)
     {
-        var (dbUp, libvirtUp) = await probe.ProbeAsync(cancellationToken);
+        var (dbUp, hosts) = await probe.ProbeAsync(cancellationToken);
+        var local = hosts[0];
+        var libvirtUp = local.Up;
         var now = clock.GetUtcNow();
         var loopReports = loops.Snapshot();
         var allUp = dbUp && libvirtUp && !loopReports.Values.Any(l => l.Status == LoopStatuses.Failing);
-        var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), hypervisor.DomainType,
-            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, loopReports);
+        var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), local.Host.Hypervisor.DomainType,
+            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, loopReports,
+            hosts.Select(h => new HostHealth(h.Host.Id, h.Host.Name, h.Host.IsLocal, Connected(h.Up), h.Host.Hypervisor.DomainType)).ToList());
         return TypedResults.Json(body, statusCode: allUp ? 200 : 503);
     }
 

@@ -1,30 +1,48 @@
+using System.Threading.Channels;
 using Limen.Libvirt;
-using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Hosts;
 
 /// <summary>libvirtd cannot be reached; requests answer 503 and the next call tries to reconnect.</summary>
 public sealed class HypervisorUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>What a host's connection tells its one reader (the host's reconcile loop), in order.</summary>
+public abstract record HypervisorSignal;
+
+/// <summary>A new connection is open (at start, or after the host was down): events may have been missed meanwhile.</summary>
+public sealed record HostUp : HypervisorSignal;
+
+/// <summary>The host stopped answering (once per outage, not per failed call).</summary>
+public sealed record HostDown(string Reason) : HypervisorSignal;
+
+/// <summary>A lifecycle event of one of the host's domains.</summary>
+public sealed record DomainChanged(DomainLifecycleEvent Event) : HypervisorSignal;
+
 /// <summary>
-/// The connection to the local libvirt host. Every call goes through <see cref="Run{T}"/>, which
+/// The connection to one libvirt host. Every call goes through <see cref="Run{T}"/>, which
 /// reconnects when libvirtd went away (a dead connection is detected by keepalive or by the
 /// failing call) — so the server recovers by itself when libvirtd returns, without a restart.
+/// Each connection subscribes to the domains' lifecycle events before any caller gets it, so no
+/// event is lost to who happens to connect first; the events and the host's ups and downs come
+/// out of <see cref="Signals"/>.
 /// </summary>
 public sealed partial class Hypervisor : IDisposable
 {
     private readonly Lock gate = new();
     private readonly ILogger<Hypervisor> logger;
     private readonly bool readOnly;
+    // Unbounded: up and down must never be dropped, and lifecycle events are few (a handful per VM action).
+    private readonly Channel<HypervisorSignal> signals = Channel.CreateUnbounded<HypervisorSignal>(new UnboundedChannelOptions { SingleReader = true });
     private LibvirtConnection? connection;
-    private bool lastKnownUp;
+    // null until the first attempt: the first attempt's outcome is a transition too (host.up or host.down at start).
+    private bool? up;
 
-    public Hypervisor(IOptions<HypervisorOptions> options, ILogger<Hypervisor> logger)
+    public Hypervisor(string uri, string domainType, bool readOnly, ILogger<Hypervisor> logger)
     {
         this.logger = logger;
-        Uri = options.Value.Uri;
-        readOnly = options.Value.ReadOnly;
-        DomainType = ResolveDomainType(options.Value.VirtualizationType, Uri);
+        this.readOnly = readOnly;
+        Uri = uri;
+        DomainType = domainType;
     }
 
     public string Uri { get; }
@@ -32,8 +50,20 @@ public sealed partial class Hypervisor : IDisposable
     /// <summary>The domain type VMs are defined with: kvm, qemu (TCG) or test (libvirt's test driver).</summary>
     public string DomainType { get; }
 
-    /// <summary>Raised (on the calling thread) each time a new connection is opened, e.g. to re-subscribe to events.</summary>
-    public event Action<LibvirtConnection>? Connected;
+    /// <summary>Whether the last attempt to reach the host succeeded; null before the first.</summary>
+    public bool? LastKnownUp
+    {
+        get
+        {
+            lock (gate)
+            {
+                return up;
+            }
+        }
+    }
+
+    /// <summary>Ups, downs and lifecycle events of every connection this hypervisor opens; for one reader.</summary>
+    public ChannelReader<HypervisorSignal> Signals => signals.Reader;
 
     public T Run<T>(Func<LibvirtConnection, T> action)
     {
@@ -81,7 +111,6 @@ public sealed partial class Hypervisor : IDisposable
 
     private LibvirtConnection Connect()
     {
-        LibvirtConnection fresh;
         lock (gate)
         {
             if (connection is { IsAlive: true })
@@ -89,10 +118,12 @@ public sealed partial class Hypervisor : IDisposable
                 return connection;
             }
 
-            // A dead connection is released here, on whichever call notices first; releasing never
-            // throws (what libvirt refuses on a dead daemon goes to ReleaseFailed, i.e. the log).
-            connection?.Dispose();
-            connection = null;
+            if (connection is not null)
+            {
+                // Keepalive (or the daemon's socket closing) found it dead before any call failed on it.
+                MarkDown(connection, "the connection died");
+            }
+
             LibvirtConnection? opened = null;
             try
             {
@@ -100,28 +131,41 @@ public sealed partial class Hypervisor : IDisposable
                 opened.ReleaseFailed += OnReleaseFailed;
                 // Keepalive lets a silently dead daemon show up as !IsAlive within ~15 s.
                 opened.SetKeepAlive(5, 3);
+                // Before anyone gets the connection: whatever happens to a domain from now on is seen.
+                Pump(opened.SubscribeDomainLifecycle());
                 connection = opened;
             }
             catch (LibvirtException e)
             {
                 opened?.Dispose();
-                if (lastKnownUp)
+                if (up != false)
                 {
                     LogUnavailable(logger, Uri, e.Message);
-                    lastKnownUp = false;
+                    up = false;
+                    signals.Writer.TryWrite(new HostDown(e.Message));
                 }
 
                 throw new HypervisorUnavailableException($"libvirt at {Uri} is unavailable: {e.Message}", e);
             }
 
             LogConnected(logger, Uri, DomainType, readOnly ? ", read-only" : "");
-            lastKnownUp = true;
-            fresh = connection;
+            up = true;
+            signals.Writer.TryWrite(new HostUp());
+            return connection;
         }
-
-        Connected?.Invoke(fresh);
-        return fresh;
     }
+
+    /// <summary>Moves the subscription's events into <see cref="Signals"/> until its connection is released.</summary>
+    private void Pump(DomainLifecycleSubscription subscription) => _ = Task.Run(async () =>
+    {
+        using (subscription)
+        {
+            await foreach (var change in subscription.Events.ReadAllAsync())
+            {
+                signals.Writer.TryWrite(new DomainChanged(change));
+            }
+        }
+    });
 
     private void Drop(LibvirtConnection broken, string reason)
     {
@@ -129,12 +173,21 @@ public sealed partial class Hypervisor : IDisposable
         {
             if (ReferenceEquals(connection, broken))
             {
-                LogLost(logger, Uri, reason);
-                connection = null;
-                lastKnownUp = false;
-                broken.Dispose();
+                MarkDown(broken, reason);
             }
         }
+    }
+
+    /// <summary>Releases the current connection, which is dead; the host is down until a new one opens. Under the gate.</summary>
+    private void MarkDown(LibvirtConnection broken, string reason)
+    {
+        LogLost(logger, Uri, reason);
+        connection = null;
+        up = false;
+        // A dead connection is released on whichever call notices first; releasing never throws
+        // (what libvirt refuses on a dead daemon goes to ReleaseFailed, i.e. the log).
+        broken.Dispose();
+        signals.Writer.TryWrite(new HostDown(reason));
     }
 
     private void OnReleaseFailed(LibvirtException e) => LogReleaseFailed(logger, Uri, e.Function, e.Message);
@@ -161,7 +214,8 @@ public sealed partial class Hypervisor : IDisposable
     /// </summary>
     public static string ResolveDomainType(string setting, string uri)
     {
-        if (uri.StartsWith("test:", StringComparison.Ordinal))
+        // test:///default, or the test driver of another daemon (test+unix:///default?socket=…).
+        if (uri.StartsWith("test:", StringComparison.Ordinal) || uri.StartsWith("test+", StringComparison.Ordinal))
         {
             return "test";
         }
@@ -169,8 +223,9 @@ public sealed partial class Hypervisor : IDisposable
         return setting switch
         {
             "kvm" or "qemu" => setting,
+            // This machine's KVM: for a host elsewhere, its options say kvm or qemu.
             "auto" => File.Exists("/dev/kvm") && (Directory.Exists("/sys/module/kvm_intel") || Directory.Exists("/sys/module/kvm_amd")) ? "kvm" : "qemu",
-            _ => throw new InvalidOperationException($"Limen:Hypervisor:VirtualizationType must be auto, kvm or qemu, not '{setting}'."),
+            _ => throw new InvalidOperationException($"VirtualizationType of the host at {uri} must be auto, kvm or qemu, not '{setting}'."),
         };
     }
 
@@ -180,6 +235,7 @@ public sealed partial class Hypervisor : IDisposable
         {
             connection?.Dispose();
             connection = null;
+            signals.Writer.TryComplete();
         }
     }
 }

@@ -1,9 +1,15 @@
 namespace Limen.Features.Hosts;
 
-/// <summary>Settings under "Limen:Hypervisor" for the local libvirt host and the VMs placed on it.</summary>
+/// <summary>
+/// Settings under "Limen:Hypervisor": the local libvirt host (the first host of the registry), and
+/// what holds for the VMs of every host (network, domain prefix, timeouts, read-only).
+/// </summary>
 public sealed class HypervisorOptions
 {
     public const string Section = "Limen:Hypervisor";
+
+    /// <summary>The local host's name in `hosts` and in host.up/down events.</summary>
+    public string Name { get; set; } = "local";
 
     public string Uri { get; set; } = "qemu:///system";
 
@@ -13,13 +19,13 @@ public sealed class HypervisorOptions
     /// <summary>auto, kvm or qemu (TCG). auto picks kvm only where kvm_intel or kvm_amd is loaded.</summary>
     public string VirtualizationType { get; set; } = "auto";
 
-    /// <summary>The libvirt network VM NICs attach to; none when empty (VMs then have no NIC).</summary>
+    /// <summary>The libvirt network VM NICs attach to, on every host; none when empty (VMs then have no NIC).</summary>
     public string? Network { get; set; }
 
     /// <summary>Domain names are prefix + VM id; tests use "limen-test-" so leftovers can be swept.</summary>
     public string DomainPrefix { get; set; } = "limen-";
 
-    /// <summary>Where VM disks and serial logs live; default &lt;state&gt;/disks.</summary>
+    /// <summary>Where the local host's VM disks and serial logs live; default &lt;state&gt;/disks.</summary>
     public string? DiskDir { get; set; }
 
     public int ShutdownTimeoutSeconds { get; set; } = 60;
@@ -27,8 +33,9 @@ public sealed class HypervisorOptions
     public int ReconcileIntervalSeconds { get; set; } = 10;
 
     /// <summary>
-    /// Open libvirt read-only, so that libvirt itself refuses every change. The restore drill runs its
-    /// second instance this way: it sees the real domains (VM states, consoles) and cannot alter them.
+    /// Open every host's libvirt read-only, so that libvirt itself refuses every change. The restore
+    /// drill runs its second instance this way: it sees the real domains (VM states, consoles) and
+    /// cannot alter them.
     /// </summary>
     public bool ReadOnly { get; set; }
 }

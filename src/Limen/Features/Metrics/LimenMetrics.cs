@@ -32,18 +32,18 @@ public sealed class LimenMetrics
             "VM requests refused by quota, by resource (vms, vcpus, memory, disk) and user id.", ["resource", "user_id"]);
         ConsoleActiveSessions = factory.CreateGauge("console_active_sessions", "Console (VNC) sessions open right now.");
         // Absent until the VM feature probes libvirt: an exported 0 would page LibvirtDown for a probe never made.
-        LibvirtUp = factory.CreateGauge("limen_libvirt_up", "1 when the last libvirt probe succeeded, else 0.",
+        LibvirtUp = factory.CreateGauge("limen_libvirt_up", "1 when the last probe of the local host's libvirt succeeded, else 0.",
             new GaugeConfiguration { SuppressInitialValue = true });
         // 0 is the truth until a backup or drill succeeds ("never"), and BackupTooOld/RestoreDrillStale read it so.
         BackupLastSuccess = factory.CreateGauge("limen_backup_last_success_timestamp_seconds",
             "Unix time of the last successful backup; 0 = never.");
         RestoreDrillLastSuccess = factory.CreateGauge("limen_restore_drill_last_success_timestamp_seconds",
             "Unix time of the last successful restore drill; 0 = never.");
-        VmsByState = factory.CreateGauge("limen_vms", "VMs on this server's host, by state.", ["state"]);
+        VmsByState = factory.CreateGauge("limen_vms", "VMs on this server's hosts, by state.", ["state"]);
         UnknownDomains = factory.CreateGauge("limen_unknown_domains",
             "Domains carrying Limen's name prefix that no VM row knows (reported, never touched).");
         ReconcileDuration = factory.CreateHistogram("limen_reconcile_duration_seconds",
-            "Time of one reconciliation pass between libvirt and the database.");
+            "Time of one reconciliation pass between one host's libvirt and the database.");
         SnapshotOperations = factory.CreateCounter("limen_snapshot_operations_total",
             "Snapshot operations by operation (create, revert, delete) and result.", ["operation", "result"]);
     }

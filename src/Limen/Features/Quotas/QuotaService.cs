@@ -38,8 +38,7 @@ public sealed record QuotaScopeView(QuotaLimitsView Limits, QuotaUsageView Usage
 /// </summary>
 public sealed class QuotaService(
     LimenDbContext db,
-    Hypervisor hypervisor,
-    LocalHost localHost,
+    HostRegistry hosts,
     LimenMetrics metrics,
     AuditTrail audit,
     EventOutlet events,
@@ -270,13 +269,13 @@ public sealed class QuotaService(
     private async Task<QuotaLimitsView> SystemLimitsAsync(SystemQuota? row, CancellationToken cancellationToken)
     {
         var o = options.Value;
-        var node = await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken);
-        var disk = new DriveInfo(localHost.DiskDir);
+        // Summed over every host: the system quota is the whole platform's.
+        var node = await hosts.CapacityAsync(cancellationToken);
         return new QuotaLimitsView(
             row?.MaxVms ?? o.SystemMaxVms,
             row?.MaxVcpus ?? (int)(node.Cpus * o.CpuOvercommitRatio),
             row?.MaxMemoryMb ?? (int)(node.MemoryKiB / 1024 * o.MemoryOvercommitRatio),
-            row?.MaxDiskGb ?? (int)(disk.TotalSize / (1024.0 * 1024 * 1024) * o.DiskOvercommitRatio),
+            row?.MaxDiskGb ?? (int)(node.DiskBytes / (1024.0 * 1024 * 1024) * o.DiskOvercommitRatio),
             row?.MaxSnapshots ?? o.SystemMaxSnapshots);
     }
 

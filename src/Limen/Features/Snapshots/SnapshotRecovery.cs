@@ -16,19 +16,17 @@ namespace Limen.Features.Snapshots;
 /// </summary>
 public sealed partial class SnapshotRecovery(
     LimenDbContext db,
-    Hypervisor hypervisor,
-    LocalHost localHost,
     VmLocks locks,
     VmStateMachine states,
     EventOutlet events,
     AuditTrail audit,
     ILogger<SnapshotRecovery> logger)
 {
-    /// <summary>Settles the pending snapshots of this host's VMs whose lock is free; true when anything changed.</summary>
-    public async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    /// <summary>Settles the pending snapshots of <paramref name="host"/>'s VMs whose lock is free; true when anything changed.</summary>
+    public async Task<bool> RecoverAsync(RegisteredHost host, CancellationToken cancellationToken)
     {
         var vmIds = await db.VmSnapshots.AsNoTracking()
-            .Where(s => s.State != SnapshotStates.Ready && db.Vms.Any(v => v.Id == s.VmId && v.HostId == localHost.Id))
+            .Where(s => s.State != SnapshotStates.Ready && db.Vms.Any(v => v.Id == s.VmId && v.HostId == host.Id))
             .Select(s => s.VmId).Distinct().ToListAsync(cancellationToken);
         var changed = false;
         foreach (var vmId in vmIds)
@@ -51,7 +49,7 @@ public sealed partial class SnapshotRecovery(
             {
                 try
                 {
-                    await SettleAsync(vm, snapshot);
+                    await SettleAsync(vm, snapshot, host);
                     changed = true;
                 }
                 catch (LibvirtException e)
@@ -66,12 +64,12 @@ public sealed partial class SnapshotRecovery(
         return changed;
     }
 
-    private async Task SettleAsync(Vm vm, VmSnapshot snapshot)
+    private async Task SettleAsync(Vm vm, VmSnapshot snapshot, RegisteredHost host)
     {
         switch (snapshot.State)
         {
             case SnapshotStates.Creating:
-                var taken = await Task.Run(() => hypervisor.Run(c =>
+                var taken = await Task.Run(() => host.Hypervisor.Run(c =>
                 {
                     using var domain = c.LookupDomainByUuid(vm.Id);
                     using var found = domain?.LookupSnapshotByName(snapshot.LibvirtName);
@@ -93,7 +91,7 @@ public sealed partial class SnapshotRecovery(
             case SnapshotStates.Reverting:
                 try
                 {
-                    var reverted = await Task.Run(() => hypervisor.Run(c => SnapshotService.Revert(c, vm.Id, snapshot)));
+                    var reverted = await Task.Run(() => host.Hypervisor.Run(c => SnapshotService.Revert(c, vm.Id, snapshot)));
                     Record(vm, snapshot, "snapshot.revert", AuditResults.Success, "completed", new { state = reverted });
                     vm.StateReason = null;
                     states.Transition(db, vm, reverted, VmStateReason.Recovery);
@@ -110,7 +108,7 @@ public sealed partial class SnapshotRecovery(
                 snapshot.State = SnapshotStates.Ready;
                 break;
             default:
-                await Task.Run(() => hypervisor.Run(c => SnapshotService.DeleteFromDisk(c, vm.Id, snapshot)));
+                await Task.Run(() => host.Hypervisor.Run(c => SnapshotService.DeleteFromDisk(c, vm.Id, snapshot)));
                 db.VmSnapshots.Remove(snapshot);
                 Record(vm, snapshot, "snapshot.delete", AuditResults.Success, "completed");
                 events.Stage(db, SnapshotEvents.Of(EventTypes.SnapshotDeleted, vm, snapshot));

@@ -40,8 +40,7 @@ public sealed class SnapshotService(
     LimenDbContext db,
     VmService vms,
     VmLocks locks,
-    Hypervisor hypervisor,
-    LocalHost localHost,
+    HostRegistry hosts,
     QuotaService quotas,
     AuditTrail audit,
     VmStateMachine states,
@@ -132,7 +131,7 @@ public sealed class SnapshotService(
         try
         {
             var xml = SnapshotXml(snapshot, live);
-            await Task.Run(() => hypervisor.Run(c =>
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c =>
             {
                 using var domain = Domain(c, vm.Id);
                 domain.CreateSnapshotXml(xml).Dispose();
@@ -142,7 +141,7 @@ public sealed class SnapshotService(
         {
             // libvirt answered no: there is no snapshot to keep. (Had libvirtd gone away instead, the
             // row stays `creating` and recovery keeps or drops it by what libvirt has once it is back.)
-            var full = localHost.OutOfSpace(e);
+            var full = hosts.Of(vm).OutOfSpace(e);
             db.VmSnapshots.Remove(snapshot);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent("snapshot.create", AuditResults.Failure, "vm", vm.Id.ToString(), full ? "no_space" : "libvirt_error",
@@ -189,7 +188,7 @@ public sealed class SnapshotService(
         string reverted;
         try
         {
-            reverted = await Task.Run(() => hypervisor.Run(c => Revert(c, vm.Id, snapshot, () => crashPoints.Reach(CrashPoints.SnapshotRevertDiskReverted))),
+            reverted = await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => Revert(c, vm.Id, snapshot, () => crashPoints.Reach(CrashPoints.SnapshotRevertDiskReverted))),
                 CancellationToken.None);
         }
         catch (LibvirtException e)
@@ -262,7 +261,7 @@ public sealed class SnapshotService(
         crashPoints.Reach(CrashPoints.SnapshotDeleteMarked);
         try
         {
-            await Task.Run(() => hypervisor.Run(c => DeleteFromDisk(c, vm.Id, snapshot)), CancellationToken.None);
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => DeleteFromDisk(c, vm.Id, snapshot)), CancellationToken.None);
         }
         catch (LibvirtException e)
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Health;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
@@ -13,88 +14,95 @@ using Microsoft.Extensions.Options;
 namespace Limen.Features.Vms;
 
 /// <summary>
-/// Keeps the database following libvirt: at start, on every lifecycle event, on every new libvirt
-/// connection, and in a periodic sweep (events can be missed while libvirtd restarts). A domain
-/// removed behind Limen's back marks its VM missing; a domain with Limen's prefix that no row knows
-/// is reported, not touched. Each pass first settles operations that were cut short
-/// (<see cref="VmRecovery"/>, <see cref="SnapshotRecovery"/>) — the first pass, at start, is where a
-/// restarted server finishes or undoes what its predecessor left half done. A pass that fails
-/// (libvirt or the database away) is retried with the loop's back-off, or at once when libvirt comes back.
+/// Keeps the database following libvirt, host by host: at start, on every lifecycle event, on every
+/// new libvirt connection, and in a periodic sweep (events can be missed while libvirtd restarts).
+/// Each host has a loop of its own (see <see cref="HostLoop"/>), so a host that is down delays only
+/// its own VMs. A domain removed behind Limen's back marks its VM missing; a domain with Limen's
+/// prefix that no row knows is reported, not touched. Each pass first settles operations that were
+/// cut short (<see cref="VmRecovery"/>, <see cref="SnapshotRecovery"/>) — the first pass, at start,
+/// is where a restarted server finishes or undoes what its predecessor left half done. A pass that
+/// fails (libvirt or the database away) is retried with the loop's back-off, or at once when libvirt
+/// comes back. The host loops also publish host.up and host.down as their connections come and go.
 /// </summary>
 public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
-    Hypervisor hypervisor,
-    LocalHost localHost,
+    HostRegistry hosts,
     VmLocks locks,
     VmLifecycle lifecycle,
     LimenMetrics metrics,
+    EventOutlet events,
     IOptions<HypervisorOptions> options,
     LoopHealth loops,
     TimeProvider clock,
-    ILogger<VmReconciler> logger) : BackgroundLoop(loops, clock, logger)
+    ILogger<VmReconciler> logger) : IHostedService, IDisposable
 {
-    private readonly SemaphoreSlim wake = new(0);
-    // One pass at a time: a pass run on demand while the loop's is under way would skip the VMs that
-    // pass holds and return before it has saved them (the caller then reads the row as it was).
-    private readonly SemaphoreSlim passGate = new(1, 1);
+    private readonly Lock tallyGate = new();
+    // Per host: the VM states and unknown domains of its last pass; the gauges are their sums.
+    private readonly Dictionary<Guid, (Dictionary<Guid, string> States, int Unknown)> tallies = [];
     private readonly HashSet<Guid> reportedUnknown = [];
-    // Domains lifecycle events named since the last pass began: a change found for one of them was
-    // told by libvirt (reason libvirt.event), any other was found by the sweep (reason reconcile).
+    // One pass per host at a time: a pass run on demand while the loop's is under way would skip the
+    // VMs that pass holds and return before it has saved them (the caller then reads the row as it was).
+    private readonly ConcurrentDictionary<Guid, SemaphoreSlim> passGates = new();
+    // Domains lifecycle events named since their host's last pass began: a change found for one of
+    // them was told by libvirt (reason libvirt.event), any other was found by the sweep (reason reconcile).
     private readonly ConcurrentDictionary<Guid, byte> eventful = new();
-    private readonly Lock subscribeGate = new();
-    // The connection whose lifecycle events wake this loop; another one means: subscribe again.
-    private LibvirtConnection? subscribed;
+    private List<HostLoop> running = [];
 
-    public override string Name => "vm_reconciler";
-
-    protected override TimeSpan Interval => TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds);
-
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
-        hypervisor.Connected += OnConnected;
-        try
+        running = hosts.All.Select(h => new HostLoop(this, h, TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), loops, clock, logger)).ToList();
+        foreach (var loop in running)
         {
-            await base.ExecuteAsync(stoppingToken);
-        }
-        finally
-        {
-            hypervisor.Connected -= OnConnected;
+            await loop.StartAsync(cancellationToken);
         }
     }
 
-    protected override Task RunOnceAsync(CancellationToken cancellationToken) => ReconcileOnceAsync(cancellationToken);
+    public Task StopAsync(CancellationToken cancellationToken) => Task.WhenAll(running.Select(l => l.StopAsync(cancellationToken)));
 
-    /// <summary>The sweep interval, the back-off after a failure, or less: an event or a new connection wakes it.</summary>
-    protected override async Task WaitAsync(TimeSpan delay, CancellationToken cancellationToken)
-    {
-        await wake.WaitAsync(delay, cancellationToken);
-        // Events come in bursts (a reboot is several); let the burst finish before looking.
-        await Task.Delay(100, cancellationToken);
-        while (wake.CurrentCount > 0)
-        {
-            await wake.WaitAsync(cancellationToken);
-        }
-    }
-
-    /// <summary>One pass, after any pass under way. Throws when libvirt or the database cannot be reached (the loop retries).</summary>
+    /// <summary>One pass over every host; throws the first host's failure once all were tried.</summary>
     public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
     {
-        await passGate.WaitAsync(cancellationToken);
-        try
+        Exception? failure = null;
+        foreach (var host in hosts.All)
         {
-            await PassAsync(cancellationToken);
+            try
+            {
+                await ReconcileAsync(host, cancellationToken);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+            {
+                failure ??= e;
+            }
         }
-        finally
+
+        if (failure is not null)
         {
-            passGate.Release();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 
-    private async Task PassAsync(CancellationToken cancellationToken)
+    /// <summary>One pass over one host, after any pass of it under way. Throws when its libvirt or the database cannot be reached (the loop retries).</summary>
+    public async Task ReconcileAsync(RegisteredHost host, CancellationToken cancellationToken)
+    {
+        var gate = passGates.GetOrAdd(host.Id, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            await PassAsync(host, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    private async Task PassAsync(RegisteredHost host, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        // Taken before libvirt is read, so the domains read reflect every event taken here.
+        // Taken before libvirt is read, so the domains read reflect every event taken here (VM ids
+        // are unique across hosts, so another host's pass takes only its own).
         var named = eventful.Keys.Where(id => eventful.TryRemove(id, out _)).ToHashSet();
+        var hypervisor = host.Hypervisor;
         try
         {
             Dictionary<Guid, DomainState> domains;
@@ -102,15 +110,19 @@ public sealed partial class VmReconciler(
             {
                 domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
             }
-            catch (HypervisorUnavailableException)
+            catch (HypervisorUnavailableException) when (host.IsLocal)
             {
                 metrics.LibvirtUp.Set(0);
                 throw;
             }
 
-            metrics.LibvirtUp.Set(1);
+            if (host.IsLocal)
+            {
+                metrics.LibvirtUp.Set(1);
+            }
+
             // A read-only instance (the restore drill) looks at another server's VMs: never settle them.
-            if (!options.Value.ReadOnly && await RecoverAsync(cancellationToken))
+            if (!options.Value.ReadOnly && await RecoverAsync(host, cancellationToken))
             {
                 domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
             }
@@ -121,7 +133,7 @@ public sealed partial class VmReconciler(
             var machine = scope.ServiceProvider.GetRequiredService<VmStateMachine>();
             // Every sweep compares every VM of the host, so it reads only what the comparison needs,
             // untracked; only a VM whose state moved is loaded as an entity, and saved.
-            var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == localHost.Id)
+            var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == host.Id)
                 .Select(v => new VmStateRow(v.Id, v.State)).ToListAsync(cancellationToken);
             var states = rows.ToDictionary(r => r.Id, r => r.State);
             foreach (var row in rows.Where(r => !VmStates.IsPending(r.State) && ObservedState(r.Id, domains) != r.State))
@@ -136,16 +148,12 @@ public sealed partial class VmReconciler(
                 }
 
                 var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)), cancellationToken);
-                await ApplyAsync(db, machine, vm, observed, named.Contains(vm.Id) ? VmStateReason.LibvirtEvent : VmStateReason.Reconcile, audit, cancellationToken);
+                await ApplyAsync(db, machine, vm, observed, named.Contains(vm.Id) ? VmStateReason.LibvirtEvent : VmStateReason.Reconcile, host, audit, cancellationToken);
                 await db.SaveChangesAsync(cancellationToken);
                 states[vm.Id] = vm.State;
             }
 
-            ReportUnknown(domains.Keys, states);
-            foreach (var state in VmStates.All)
-            {
-                metrics.VmsByState.WithLabels(state).Set(states.Values.Count(s => s == state));
-            }
+            Tally(host, states, domains.Keys);
         }
         finally
         {
@@ -154,11 +162,11 @@ public sealed partial class VmReconciler(
     }
 
     /// <summary>VMs first: a VM deleted there takes its snapshots with it.</summary>
-    private async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    private async Task<bool> RecoverAsync(RegisteredHost host, CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
-        var vmsChanged = await scope.ServiceProvider.GetRequiredService<VmRecovery>().RecoverAsync(cancellationToken);
-        var snapshotsChanged = await scope.ServiceProvider.GetRequiredService<SnapshotRecovery>().RecoverAsync(cancellationToken);
+        var vmsChanged = await scope.ServiceProvider.GetRequiredService<VmRecovery>().RecoverAsync(host, cancellationToken);
+        var snapshotsChanged = await scope.ServiceProvider.GetRequiredService<SnapshotRecovery>().RecoverAsync(host, cancellationToken);
         return vmsChanged || snapshotsChanged;
     }
 
@@ -168,8 +176,8 @@ public sealed partial class VmReconciler(
     private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
         domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
 
-    private async Task ApplyAsync(
-        LimenDbContext db, VmStateMachine machine, Vm vm, DomainState? observed, VmStateReason reason, AuditTrail audit, CancellationToken cancellationToken)
+    private async Task ApplyAsync(LimenDbContext db, VmStateMachine machine, Vm vm, DomainState? observed, VmStateReason reason,
+        RegisteredHost host, AuditTrail audit, CancellationToken cancellationToken)
     {
         var before = vm.State;
         if (!machine.Observe(db, vm, observed, reason))
@@ -180,7 +188,7 @@ public sealed partial class VmReconciler(
         if (vm.State == VmStates.Missing)
         {
             lifecycle.NotifyDeleted(vm.Id);
-            logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, hypervisor.Uri);
+            logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, host.Uri);
             await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
         }
         else
@@ -201,8 +209,6 @@ public sealed partial class VmReconciler(
     /// </summary>
     private Dictionary<Guid, DomainState> ListDomains(LibvirtConnection connection)
     {
-        // Normally done when the connection opened; again here if that attempt failed.
-        Subscribe(connection);
         var result = new Dictionary<Guid, DomainState>();
         foreach (var domain in connection.GetAllDomainStats(DomainStatsTypes.State))
         {
@@ -215,68 +221,138 @@ public sealed partial class VmReconciler(
         return result;
     }
 
-    private void ReportUnknown(IEnumerable<Guid> domains, Dictionary<Guid, string> known)
+    /// <summary>Keeps this host's counts and sets the gauges to the sums over all hosts; logs each unknown domain once.</summary>
+    private void Tally(RegisteredHost host, Dictionary<Guid, string> states, IEnumerable<Guid> domains)
     {
-        var unknown = domains.Where(id => !known.ContainsKey(id)).ToList();
-        metrics.UnknownDomains.Set(unknown.Count);
-        foreach (var id in unknown.Where(reportedUnknown.Add))
+        var unknown = domains.Where(id => !states.ContainsKey(id)).ToList();
+        lock (tallyGate)
         {
-            logger.LogWarning("Domain {Domain} on {Uri} carries Limen's prefix but no VM row; leaving it untouched", options.Value.DomainPrefix + id, hypervisor.Uri);
+            tallies[host.Id] = (states, unknown.Count);
+            metrics.UnknownDomains.Set(tallies.Values.Sum(t => t.Unknown));
+            foreach (var state in VmStates.All)
+            {
+                metrics.VmsByState.WithLabels(state).Set(tallies.Values.Sum(t => t.States.Values.Count(s => s == state)));
+            }
+
+            foreach (var id in unknown.Where(reportedUnknown.Add))
+            {
+                logger.LogWarning("Domain {Domain} on {Uri} carries Limen's prefix but no VM row; leaving it untouched", options.Value.DomainPrefix + id, host.Uri);
+            }
         }
     }
 
-    // Runs inside Hypervisor.Connect, on whichever call reconnected (a request, the health probe):
-    // it must not fail that call, and it wakes the loop, since events were missed while disconnected.
-    private void OnConnected(LibvirtConnection connection)
+    /// <summary>Publishes host.up or host.down; a database that is away loses the event, never the loop.</summary>
+    private async Task PublishAsync(RegisteredHost host, string type, string reason)
     {
         try
         {
-            Subscribe(connection);
+            await events.PublishAsync(new EventDraft(type, null, null, new { host_id = host.Id, name = host.Name, reason }), CancellationToken.None);
         }
-        catch (Exception e) when (e is LibvirtException or ObjectDisposedException)
+        catch (Exception e) when (e is DbUpdateException or Npgsql.NpgsqlException or InvalidOperationException)
         {
-            // The connection died as soon as it opened (or was already released); the next one subscribes.
-            LogSubscribeFailed(logger, hypervisor.Uri, e.Message);
+            LogHostEventLost(logger, type, host.Name, e.GetBaseException().Message);
         }
-
-        wake.Release();
     }
 
-    /// <summary>Subscribes once per connection; the subscription ends when the connection is released.</summary>
-    private void Subscribe(LibvirtConnection connection)
+    public void Dispose()
     {
-        DomainLifecycleSubscription subscription;
-        lock (subscribeGate)
+        foreach (var loop in running)
         {
-            if (ReferenceEquals(subscribed, connection))
-            {
-                return;
-            }
-
-            subscription = connection.SubscribeDomainLifecycle();
-            subscribed = connection;
+            loop.Dispose();
         }
 
-        _ = Task.Run(async () =>
+        foreach (var gate in passGates.Values)
         {
-            using (subscription)
+            gate.Dispose();
+        }
+    }
+
+    [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Could not record {Type} for host {Host}: {Message}")]
+    private static partial void LogHostEventLost(ILogger logger, string type, string host, string message);
+
+    /// <summary>
+    /// One host's loop: passes on its interval, and sooner when its hypervisor signals — a lifecycle
+    /// event or a new connection (events were missed while disconnected) wakes it.
+    /// </summary>
+    private sealed class HostLoop(VmReconciler owner, RegisteredHost host, TimeSpan interval, LoopHealth loops, TimeProvider clock, ILogger logger)
+        : BackgroundLoop(loops, clock, logger)
+    {
+        private readonly SemaphoreSlim wake = new(0);
+
+        // The local host keeps the name health has always shown; the others carry theirs.
+        public override string Name => host.IsLocal ? "vm_reconciler" : $"vm_reconciler.{host.Name}";
+
+        protected override TimeSpan Interval => interval;
+
+        protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+        {
+            var signals = Task.Run(() => FollowAsync(stoppingToken), CancellationToken.None);
+            try
             {
-                await foreach (var lifecycleEvent in subscription.Events.ReadAllAsync())
+                await base.ExecuteAsync(stoppingToken);
+            }
+            finally
+            {
+                await signals;
+            }
+        }
+
+        protected override Task RunOnceAsync(CancellationToken cancellationToken) => owner.ReconcileAsync(host, cancellationToken);
+
+        /// <summary>The sweep interval, the back-off after a failure, or less: a signal wakes it.</summary>
+        protected override async Task WaitAsync(TimeSpan delay, CancellationToken cancellationToken)
+        {
+            await wake.WaitAsync(delay, cancellationToken);
+            // Events come in bursts (a reboot is several); let the burst finish before looking.
+            await Task.Delay(100, cancellationToken);
+            while (wake.CurrentCount > 0)
+            {
+                await wake.WaitAsync(cancellationToken);
+            }
+        }
+
+        private async Task FollowAsync(CancellationToken stoppingToken)
+        {
+            // Ups and downs are published in order, without holding up the wake-ups behind a slow database.
+            var published = Task.CompletedTask;
+            try
+            {
+                await foreach (var signal in host.Hypervisor.Signals.ReadAllAsync(stoppingToken))
                 {
-                    eventful[lifecycleEvent.Uuid] = 0;
-                    wake.Release();
+                    switch (signal)
+                    {
+                        case HostUp:
+                            wake.Release();
+                            published = Then(published, EventTypes.HostUp, "connected");
+                            break;
+                        case HostDown down:
+                            published = Then(published, EventTypes.HostDown, down.Reason);
+                            break;
+                        case DomainChanged changed:
+                            owner.eventful[changed.Event.Uuid] = 0;
+                            wake.Release();
+                            break;
+                    }
                 }
             }
-        });
-    }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // The server is stopping.
+            }
 
-    [LoggerMessage(EventId = 1200, Level = LogLevel.Warning, Message = "Could not subscribe to lifecycle events of {Uri}; the next pass tries again: {Message}")]
-    private static partial void LogSubscribeFailed(ILogger logger, string uri, string message);
+            await published;
+        }
 
-    public override void Dispose()
-    {
-        wake.Dispose();
-        passGate.Dispose();
-        base.Dispose();
+        private async Task Then(Task previous, string type, string reason)
+        {
+            await previous;
+            await owner.PublishAsync(host, type, reason);
+        }
+
+        public override void Dispose()
+        {
+            wake.Dispose();
+            base.Dispose();
+        }
     }
 }

@@ -17,8 +17,6 @@ namespace Limen.Features.Vms;
 /// </summary>
 public sealed partial class VmRecovery(
     LimenDbContext db,
-    Hypervisor hypervisor,
-    LocalHost localHost,
     VmLocks locks,
     VmLifecycle lifecycle,
     VmStateMachine states,
@@ -28,11 +26,11 @@ public sealed partial class VmRecovery(
 {
     public const string Interrupted = "interrupted";
 
-    /// <summary>Settles every pending VM of this host whose lock is free; true when anything changed.</summary>
-    public async Task<bool> RecoverAsync(CancellationToken cancellationToken)
+    /// <summary>Settles every pending VM of <paramref name="host"/> whose lock is free; true when anything changed.</summary>
+    public async Task<bool> RecoverAsync(RegisteredHost host, CancellationToken cancellationToken)
     {
         var pending = await db.Vms.AsNoTracking()
-            .Where(v => v.HostId == localHost.Id && (v.State == VmStates.Creating || v.State == VmStates.Deleting))
+            .Where(v => v.HostId == host.Id && (v.State == VmStates.Creating || v.State == VmStates.Deleting))
             .Select(v => v.Id).ToListAsync(cancellationToken);
         var changed = false;
         foreach (var id in pending)
@@ -52,7 +50,7 @@ public sealed partial class VmRecovery(
 
             try
             {
-                await (vm.State == VmStates.Creating ? SettleCreateAsync(vm) : FinishDeleteAsync(vm));
+                await (vm.State == VmStates.Creating ? SettleCreateAsync(vm, host) : FinishDeleteAsync(vm, host));
                 changed = true;
             }
             catch (LibvirtException e)
@@ -66,10 +64,10 @@ public sealed partial class VmRecovery(
         return changed;
     }
 
-    private async Task SettleCreateAsync(Vm vm)
+    private async Task SettleCreateAsync(Vm vm, RegisteredHost host)
     {
-        var observed = await Task.Run(() => hypervisor.Run(c => VmService.ReadState(c, vm.Id)));
-        var diskExists = File.Exists(localHost.DiskPath(vm.Id));
+        var observed = await Task.Run(() => host.Hypervisor.Run(c => VmService.ReadState(c, vm.Id)));
+        var diskExists = File.Exists(host.DiskPath(vm.Id));
         if (observed is { } domainState && diskExists)
         {
             var state = VmService.StateFor(domainState);
@@ -79,8 +77,8 @@ public sealed partial class VmRecovery(
         }
         else
         {
-            localHost.DeleteVmFiles(vm.Id);
-            await Task.Run(() => hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
+            host.DeleteVmFiles(vm.Id);
+            await Task.Run(() => host.Hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
             db.Vms.Remove(vm);
             Record(vm, "vm.create", AuditResults.Failure, "rolled_back", new { domain_existed = observed is not null, disk_existed = diskExists });
         }
@@ -88,11 +86,11 @@ public sealed partial class VmRecovery(
         await db.SaveChangesAsync(CancellationToken.None);
     }
 
-    private async Task FinishDeleteAsync(Vm vm)
+    private async Task FinishDeleteAsync(Vm vm, RegisteredHost host)
     {
         lifecycle.NotifyDeleted(vm.Id);
-        await Task.Run(() => hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
-        localHost.DeleteVmFiles(vm.Id);
+        await Task.Run(() => host.Hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
+        host.DeleteVmFiles(vm.Id);
         db.Vms.Remove(vm);
         Record(vm, "vm.delete", AuditResults.Success, "completed", null);
         events.Stage(db, VmService.Deleted(vm));

@@ -20,8 +20,7 @@ namespace Limen.Features.Vms;
 /// </summary>
 public sealed partial class VmService(
     LimenDbContext db,
-    Hypervisor hypervisor,
-    LocalHost localHost,
+    HostRegistry hosts,
     VmLocks locks,
     VmLifecycle lifecycle,
     QuotaService quotas,
@@ -55,7 +54,7 @@ public sealed partial class VmService(
     public async Task<Outcome<VmResponse>> CreateAsync(CreateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         var image = await db.Images.AsNoTracking().FirstOrDefaultAsync(i => i.Id == request.ImageId, cancellationToken);
-        var node = await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken);
+        var (host, node) = await hosts.PlaceAsync(db, cancellationToken);
         var problem = VmRules.NameProblem(request.Name) is { } n ? new Invalid("name", n)
             : VmRules.VcpusProblem(request.Vcpus, node.Cpus) is { } c ? new Invalid("vcpus", c)
             : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? new Invalid("memory_mb", m)
@@ -76,7 +75,7 @@ public sealed partial class VmService(
             Id = Guid.NewGuid(),
             Name = request.Name,
             OwnerId = caller.GetUserId(),
-            HostId = localHost.Id,
+            HostId = host.Id,
             ImageId = image.Id,
             CdromImageId = isInstall ? image.Id : null,
             BootOrder = isInstall ? "cdrom,hd" : "hd",
@@ -125,7 +124,7 @@ public sealed partial class VmService(
         crashPoints.Reach(CrashPoints.VmCreateRowInserted);
         try
         {
-            var diskPath = localHost.DiskPath(vm.Id);
+            var diskPath = host.DiskPath(vm.Id);
             if (isInstall)
             {
                 await QemuImg.CreateBlankAsync(diskPath, vm.DiskGb, CancellationToken.None);
@@ -137,7 +136,7 @@ public sealed partial class VmService(
 
             crashPoints.Reach(CrashPoints.VmCreateDiskCreated);
             var xml = DomainXml.Build(Spec(vm));
-            await Task.Run(() => hypervisor.Run(c =>
+            await Task.Run(() => host.Hypervisor.Run(c =>
             {
                 using var domain = c.DefineDomain(xml);
                 if (request.Start)
@@ -157,7 +156,7 @@ public sealed partial class VmService(
         }
         catch (Exception e) when (e is LibvirtException or QemuImgException or HypervisorUnavailableException or IOException)
         {
-            var full = e is not HypervisorUnavailableException && localHost.OutOfSpace(e);
+            var full = e is not HypervisorUnavailableException && host.OutOfSpace(e);
             var rolledBack = await RollBackCreateAsync(vm);
             await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", vm.Id.ToString(), full ? "no_space" : "create_failed",
                 new { name = vm.Name, error = e.Message, rolled_back = rolledBack }), CancellationToken.None);
@@ -189,7 +188,8 @@ public sealed partial class VmService(
             return pending;
         }
 
-        var domainState = await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None);
+        var host = hosts.Of(vm);
+        var domainState = await Task.Run(() => host.Hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None);
         states.Observe(db, vm, domainState, VmStateReason.Observed);
         switch (VmActions.Plan(action, vm.State))
         {
@@ -211,18 +211,18 @@ public sealed partial class VmService(
 
         try
         {
-            states.Transition(db, vm, await Task.Run(() => Perform(vm.Id, action), CancellationToken.None), VmStateReason.For(action));
+            states.Transition(db, vm, await Task.Run(() => Perform(host.Hypervisor, vm.Id, action), CancellationToken.None), VmStateReason.For(action));
         }
         catch (LibvirtException e)
         {
-            states.Observe(db, vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
+            states.Observe(db, vm, await Task.Run(() => host.Hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "libvirt_error", new { error = e.Message }), cancellationToken);
             return new OperationFailed("VM action failed", e.Message, vm.State);
         }
         catch (TimeoutException e)
         {
-            states.Observe(db, vm, await Task.Run(() => hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
+            states.Observe(db, vm, await Task.Run(() => host.Hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
             await db.SaveChangesAsync(CancellationToken.None);
             await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Failure, "vm", id.ToString(), "timeout", new { error = e.Message }), cancellationToken);
             return new OperationFailed("VM action timed out", e.Message, vm.State);
@@ -268,7 +268,7 @@ public sealed partial class VmService(
             return VmResponse.From(vm);
         }
 
-        NodeInfo? node = resizes ? await Task.Run(() => hypervisor.Run(c => c.GetNodeInfo()), cancellationToken) : null;
+        NodeInfo? node = resizes ? await Task.Run(() => hosts.Of(vm).Capacity(), cancellationToken) : null;
         var problem = newName is { } name && VmRules.NameProblem(name) is { } n ? new Invalid("name", n)
             : newVcpus is { } vcpus && VmRules.VcpusProblem(vcpus, node!.Cpus) is { } c ? new Invalid("vcpus", c)
             : newMemoryMb is { } memory && VmRules.MemoryProblem(memory, (long)(node!.MemoryKiB / 1024)) is { } mm ? new Invalid("memory_mb", mm)
@@ -362,7 +362,7 @@ public sealed partial class VmService(
         lifecycle.NotifyDeleted(vm.Id);
         try
         {
-            await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);
         }
         catch (LibvirtException e)
         {
@@ -374,7 +374,7 @@ public sealed partial class VmService(
         }
 
         crashPoints.Reach(CrashPoints.VmDeleteDomainRemoved);
-        localHost.DeleteVmFiles(vm.Id);
+        hosts.Of(vm).DeleteVmFiles(vm.Id);
         crashPoints.Reach(CrashPoints.VmDeleteFilesRemoved);
         db.Vms.Remove(vm);
         db.AuditLogs.Add(audit.Row(new AuditEvent("vm.delete", AuditResults.Success, "vm", id.ToString(), Details: new { name = vm.Name })));
@@ -406,9 +406,10 @@ public sealed partial class VmService(
     public DomainSpec Spec(Vm vm)
     {
         var cdrom = vm.CdromImageId is { } isoId ? db.Images.AsNoTracking().First(i => i.Id == isoId) : null;
-        return new DomainSpec(DomainName(vm.Id), vm.Id, hypervisor.DomainType, vm.Name, vm.Vcpus, vm.MemoryMb,
-            localHost.DiskPath(vm.Id), cdrom is null ? null : images.PathOf(cdrom), vm.BootOrder.Split(','),
-            string.IsNullOrWhiteSpace(options.Value.Network) ? null : options.Value.Network, vm.MacAddress, localHost.SerialLogPath(vm.Id));
+        var host = hosts.Of(vm);
+        return new DomainSpec(DomainName(vm.Id), vm.Id, host.Hypervisor.DomainType, vm.Name, vm.Vcpus, vm.MemoryMb,
+            host.DiskPath(vm.Id), cdrom is null ? null : images.PathOf(cdrom), vm.BootOrder.Split(','),
+            string.IsNullOrWhiteSpace(options.Value.Network) ? null : options.Value.Network, vm.MacAddress, host.SerialLogPath(vm.Id));
     }
 
     /// <summary>Re-defines the (stopped) domain from the row; the row is saved only if libvirt accepted it.</summary>
@@ -417,7 +418,7 @@ public sealed partial class VmService(
         var xml = DomainXml.Build(Spec(vm));
         try
         {
-            await Task.Run(() => hypervisor.Run(c => c.DefineDomain(xml).Dispose()), CancellationToken.None);
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => c.DefineDomain(xml).Dispose()), CancellationToken.None);
             vm.UpdatedAt = clock.GetUtcNow();
             events.Stage(db, new EventDraft(EventTypes.VmUpdated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
             await db.SaveChangesAsync(CancellationToken.None);
@@ -427,7 +428,7 @@ public sealed partial class VmService(
             // Put libvirt back to what the database still says.
             await db.Entry(vm).ReloadAsync(CancellationToken.None);
             var original = DomainXml.Build(Spec(vm));
-            await Task.Run(() => hypervisor.Run(c => c.DefineDomain(original).Dispose()), CancellationToken.None);
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => c.DefineDomain(original).Dispose()), CancellationToken.None);
             return new Conflict("You already have a VM with that name.");
         }
         catch (LibvirtException e)
@@ -441,7 +442,7 @@ public sealed partial class VmService(
         return VmResponse.From(vm);
     }
 
-    private string Perform(Guid vmId, VmAction action) => hypervisor.Run(c =>
+    private string Perform(Hypervisor hypervisor, Guid vmId, VmAction action) => hypervisor.Run(c =>
     {
         using var domain = c.LookupDomainByUuid(vmId) ?? throw new LibvirtException("The VM's domain no longer exists.", LibvirtErrorCode.NoDomain, 0, "lookup");
         switch (action)
@@ -524,11 +525,11 @@ public sealed partial class VmService(
     /// </summary>
     private async Task<bool> RollBackCreateAsync(Vm vm)
     {
-        localHost.DeleteVmFiles(vm.Id);
+        hosts.Of(vm).DeleteVmFiles(vm.Id);
         try
         {
             // Also when define seemed to fail: libvirtd may have defined it before its connection broke.
-            await Task.Run(() => hypervisor.Run(c => RemoveDomain(c, vm.Id)));
+            await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => RemoveDomain(c, vm.Id)));
         }
         catch (Exception e) when (e is LibvirtException or HypervisorUnavailableException)
         {

@@ -1,20 +1,24 @@
 using Limen.Features.Hosts;
 using Limen.Features.Images;
 using Limen.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Limen.Features.Vms;
 
 public static class VmServiceCollection
 {
-    /// <summary>The hypervisor connection, images, VMs and the reconciler.</summary>
+    /// <summary>The host registry (a libvirt connection per host), images, VMs and the reconciler.</summary>
     public static IServiceCollection AddVms(this IServiceCollection services, IConfiguration configuration)
     {
         services.Configure<HypervisorOptions>(configuration.GetSection(HypervisorOptions.Section));
         services.Configure<ImageOptions>(configuration.GetSection(ImageOptions.Section));
-        services.AddSingleton<Hypervisor>();
+        services.AddOptions<HostListOptions>()
+            .Bind(configuration.GetSection(HostListOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<HostListOptions>, HostListValidation>();
+        services.AddSingleton<HostRegistry>();
         services.AddSingleton(new KvmCheckPaths());
         services.AddHostedService<KvmDeviceCheck>();
-        services.AddSingleton<LocalHost>();
         services.AddSingleton<ImageStore>();
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmLifecycle>();

@@ -10,7 +10,7 @@ namespace Limen.Features.Vms;
 /// wall time between them and its vCPUs; the previous sample is remembered per VM, and when there
 /// is none recent enough a second sample is taken one second later.
 /// </summary>
-public sealed class VmStatsSampler(Hypervisor hypervisor, TimeProvider clock)
+public sealed class VmStatsSampler(HostRegistry hosts, TimeProvider clock)
 {
     private static readonly TimeSpan MinimumWindow = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan MaximumWindow = TimeSpan.FromMinutes(1);
@@ -19,7 +19,7 @@ public sealed class VmStatsSampler(Hypervisor hypervisor, TimeProvider clock)
 
     public async Task<VmStatsResponse?> SampleAsync(Vm vm, CancellationToken cancellationToken)
     {
-        var first = await ReadAsync(vm.Id, cancellationToken);
+        var first = await ReadAsync(vm, cancellationToken);
         if (first is null)
         {
             return null;
@@ -30,7 +30,7 @@ public sealed class VmStatsSampler(Hypervisor hypervisor, TimeProvider clock)
         {
             earlier = (now, first.CpuTimeNs ?? 0);
             await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
-            first = await ReadAsync(vm.Id, cancellationToken);
+            first = await ReadAsync(vm, cancellationToken);
             if (first is null)
             {
                 return null;
@@ -60,10 +60,10 @@ public sealed class VmStatsSampler(Hypervisor hypervisor, TimeProvider clock)
             now);
     }
 
-    private Task<DomainStats?> ReadAsync(Guid vmId, CancellationToken cancellationToken) =>
-        Task.Run(() => hypervisor.Run(c =>
+    private Task<DomainStats?> ReadAsync(Vm vm, CancellationToken cancellationToken) =>
+        Task.Run(() => hosts.Of(vm).Hypervisor.Run(c =>
         {
-            using var domain = c.LookupDomainByUuid(vmId);
+            using var domain = c.LookupDomainByUuid(vm.Id);
             return domain?.GetStats();
         }), cancellationToken);
 }
