@@ -1,11 +1,13 @@
+using Limen.Features.Cluster;
 using Limen.Features.Hosts;
+using Limen.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Limen.Features.Health;
 
 public sealed record HealthResponse(
     string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds,
-    IReadOnlyDictionary<string, LoopReport> Loops);
+    string ServerId, bool Leader, IReadOnlyDictionary<string, LoopReport> Loops);
 
 public sealed record LiveResponse(string Status);
 
@@ -23,14 +25,15 @@ public static class HealthEndpoints
 
     /// <summary>200 only when every required part answers and no background loop is failing; 503 naming what is not otherwise.</summary>
     private static async Task<JsonHttpResult<HealthResponse>> Check(
-        DependencyProbe probe, Hypervisor hypervisor, LoopHealth loops, TimeProvider clock, CancellationToken cancellationToken)
+        DependencyProbe probe, Hypervisor hypervisor, LoopHealth loops, ServerIdentity server, LeaderElection leadership, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         var (dbUp, libvirtUp) = await probe.ProbeAsync(cancellationToken);
         var now = clock.GetUtcNow();
         var loopReports = loops.Snapshot();
         var allUp = dbUp && libvirtUp && !loopReports.Values.Any(l => l.Status == LoopStatuses.Failing);
         var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), hypervisor.DomainType,
-            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, loopReports);
+            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, server.Id, leadership.IsLeader, loopReports);
         return TypedResults.Json(body, statusCode: allUp ? 200 : 503);
     }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Cluster;
 using Limen.Features.Health;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
@@ -19,6 +20,7 @@ namespace Limen.Features.Vms;
 /// (<see cref="VmRecovery"/>, <see cref="SnapshotRecovery"/>) — the first pass, at start, is where a
 /// restarted server finishes or undoes what its predecessor left half done. A pass that fails
 /// (libvirt or the database away) is retried with the loop's back-off, or at once when libvirt comes back.
+/// With several servers on one database only the leader reconciles (and so recovers).
 /// </summary>
 public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
@@ -29,8 +31,9 @@ public sealed partial class VmReconciler(
     LimenMetrics metrics,
     IOptions<HypervisorOptions> options,
     LoopHealth loops,
+    LeaderElection leadership,
     TimeProvider clock,
-    ILogger<VmReconciler> logger) : BackgroundLoop(loops, clock, logger)
+    ILogger<VmReconciler> logger) : BackgroundLoop(loops, clock, logger, leadership)
 {
     private readonly SemaphoreSlim wake = new(0);
     private readonly HashSet<Guid> reportedUnknown = [];
@@ -105,7 +108,7 @@ public sealed partial class VmReconciler(
             {
                 // Under the VM's lock, with the row and libvirt read again: an operation may have changed
                 // both since the lists were taken (and a deleted VM must not be written back).
-                using var vmLock = locks.TryAcquire(row.Id);
+                await using var vmLock = await locks.TryAcquireAsync(row.Id, cancellationToken);
                 var vm = vmLock is null ? null : await db.Vms.FirstOrDefaultAsync(v => v.Id == row.Id, cancellationToken);
                 if (vm is null || VmStates.IsPending(vm.State))
                 {
