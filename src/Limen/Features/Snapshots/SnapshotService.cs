@@ -62,7 +62,7 @@ public sealed class SnapshotService(
     public async Task<Results<Created<SnapshotResponse>, ProblemHttpResult>> CreateAsync(
         Guid vmId, CreateSnapshotRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         var vm = await vms.FindAsync(vmId, caller, cancellationToken);
         if (vm is null)
         {
@@ -156,7 +156,7 @@ public sealed class SnapshotService(
     /// </summary>
     public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> RevertAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
             return Problems.NotFoundProblem("The snapshot");
@@ -231,7 +231,7 @@ public sealed class SnapshotService(
     /// <summary>Deletes the snapshot's data from the qcow2 (not just libvirt's metadata), then its row.</summary>
     public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
             return Problems.NotFoundProblem("The snapshot");

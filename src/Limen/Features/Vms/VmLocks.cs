@@ -123,10 +123,10 @@ public sealed partial class VmLocks(ClusterDatabase database, ILogger<VmLocks> l
     /// One held VM lock. <see cref="IsHeld"/> turns false (and <see cref="Lost"/> is cancelled) as
     /// soon as its connection is known broken — Npgsql's keepalive notices within seconds even
     /// while the holder is busy elsewhere — because PostgreSQL may then have released the lock.
-    /// Dispose releases it in the background (the next holder on this server waits for that);
-    /// DisposeAsync waits for the release.
+    /// Only asynchronously disposable: releasing is a round trip to PostgreSQL, and an operation's
+    /// answer must not leave before its VM is free again.
     /// </summary>
-    public sealed class VmLock : IDisposable, IAsyncDisposable
+    public sealed class VmLock : IAsyncDisposable
     {
         private readonly VmLocks owner;
         private readonly Guid vmId;
@@ -157,8 +157,6 @@ public sealed partial class VmLocks(ClusterDatabase database, ILogger<VmLocks> l
                 lost.Cancel();
             }
         }
-
-        public void Dispose() => _ = ReleaseOnce();
 
         public ValueTask DisposeAsync() => new(ReleaseOnce());
 

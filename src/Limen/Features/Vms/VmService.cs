@@ -86,7 +86,7 @@ public sealed partial class VmService(
             UpdatedAt = now,
         };
         // Taken before the row exists: recovery treats a `creating` row whose lock is free as left over.
-        using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
         // The quota check and the row that reserves the resources commit together.
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
@@ -172,7 +172,7 @@ public sealed partial class VmService(
 
     public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ActAsync(Guid id, VmAction action, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -244,7 +244,7 @@ public sealed partial class VmService(
 
     public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> UpdateAsync(Guid id, UpdateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -307,7 +307,7 @@ public sealed partial class VmService(
     public async Task<Results<Ok<VmResponse>, ProblemHttpResult>> ConfigureBootAsync(
         Guid id, Guid? cdromImageId, bool detach, IReadOnlyList<string>? bootOrder, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -343,7 +343,7 @@ public sealed partial class VmService(
 
     public async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
