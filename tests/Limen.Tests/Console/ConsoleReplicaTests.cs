@@ -77,7 +77,7 @@ public sealed class ConsoleReplicaTests
     }
 
     [Fact]
-    public async Task A_terminate_of_a_session_another_server_relays_marks_the_intent_and_asks_that_server()
+    public async Task A_terminate_of_a_session_another_server_relays_asks_that_server_and_closes_the_record_when_it_does_not_answer()
     {
         await using var server = await LimenTestServer.StartAsync(As("srv-a"));
         var session = Guid.NewGuid();
@@ -90,10 +90,12 @@ public sealed class ConsoleReplicaTests
 
         var response = await admin.DeleteAsync($"/api/console/sessions/{session}");
 
-        // srv-b does not exist here, so nobody confirms: accepted, not done.
+        // srv-b does not exist here, so nobody confirms: accepted, and the record closed by srv-a.
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Assert.Equal(1, await server.Database.ScalarAsync(
-            $"SELECT count(*) FROM console_sessions WHERE id = '{session}' AND ended_at IS NULL AND end_reason = 'admin_terminated'"));
+            $"SELECT count(*) FROM console_sessions WHERE id = '{session}' AND ended_at IS NOT NULL AND end_reason = 'admin_terminated'"));
+        Assert.Equal(1, await server.Database.ScalarAsync(
+            $"SELECT count(*) FROM events WHERE type = 'console.session.closed' AND data->>'session_id' = '{session}' AND data->>'reason' = 'admin_terminated'"));
         Assert.Equal(1, await server.Database.ScalarAsync(
             $"SELECT count(*) FROM events WHERE type = 'console.session.terminate_requested' AND vm_id = '{vmId}' AND server_id = 'srv-a' " +
             $"AND data->>'session_id' = '{session}' AND data->>'server_id' = 'srv-b'"));

@@ -235,7 +235,9 @@ public static class ConsoleEndpoints
     /// <summary>
     /// Ends a session wherever it is relayed: here directly; on another server by marking the intent
     /// (end_reason admin_terminated, still open) and sending that server
-    /// console.session.terminate_requested — 204 once it confirms, 202 if it has not within 10 s.
+    /// console.session.terminate_requested — 204 once it confirms. 202 if it has not within 10 s:
+    /// the record is then closed here, so a session of a server that is gone stops counting
+    /// against its user's limit; a relay still running ends when the request reaches it.
     /// </summary>
     private static async Task<Results<NoContent, Accepted, ProblemHttpResult>> TerminateSession(
         Guid sid, LimenDbContext db, ConsoleSessions sessions, EventOutlet events, ServerIdentity server, AuditTrail audit, TimeProvider clock,
@@ -266,6 +268,20 @@ public static class ConsoleEndpoints
             events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
             await db.SaveChangesAsync(cancellationToken);
             var confirmed = await sessions.WaitForClosedAsync(sid, TerminateWait, cancellationToken);
+            if (!confirmed)
+            {
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                var now = clock.GetUtcNow();
+                if (await db.ConsoleSessions.Where(s => s.Id == sid && s.EndedAt == null)
+                        .ExecuteUpdateAsync(set => set.SetProperty(s => s.EndedAt, now), cancellationToken) == 1)
+                {
+                    events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
+                    await db.SaveChangesAsync(cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+            }
+
             await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
                 Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
             return confirmed ? TypedResults.NoContent() : TypedResults.Accepted((string?)null);
