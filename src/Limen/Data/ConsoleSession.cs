@@ -13,4 +13,9 @@ public sealed class ConsoleSession
     public string? EndReason { get; set; }
     public string? ClientIp { get; set; }
     public string? UserAgent { get; set; }
+    /// <summary>
+    /// The server relaying it (<see cref="Hosting.ServerIdentity"/>): a restarting server closes its
+    /// own open sessions only, and a terminate asked elsewhere is sent to it. Null on rows from before replicas.
+    /// </summary>
+    public string? ServerId { get; set; }
 }

@@ -196,6 +196,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             session.Property(s => s.EndReason).HasMaxLength(32);
             session.Property(s => s.ClientIp).HasMaxLength(64);
             session.Property(s => s.UserAgent).HasMaxLength(512);
+            session.Property(s => s.ServerId).HasMaxLength(128);
             // The per-user limit counts open sessions on every connect.
             session.HasIndex(s => s.UserId).HasFilter("ended_at IS NULL");
             session.HasIndex(s => s.VmId);

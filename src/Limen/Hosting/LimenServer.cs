@@ -6,6 +6,7 @@ using Limen.Features.Alerts;
 using Limen.Features.Audit;
 using Limen.Features.Auth;
 using Limen.Features.Backup;
+using Limen.Features.Cluster;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
 using Limen.Features.Images;
@@ -59,6 +60,7 @@ public static class LimenServer
 
         builder.Services.AddLimenCore(builder.Configuration, DatabaseApplicationName);
         builder.Services.AddLimenWeb(options);
+        builder.Services.AddCluster();
         builder.Services.AddAudit(builder.Configuration);
         builder.Services.AddHostMetrics(builder.Configuration, options.FullStateDir, sp => sp.GetRequiredService<LimenMetrics>().Host);
         builder.Services.AddMetricsScrape();

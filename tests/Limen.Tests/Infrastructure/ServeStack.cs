@@ -20,6 +20,7 @@ public sealed class ServeStack : IAsyncDisposable
     private readonly string connectionString;
     private readonly TestDatabase? ownDatabase;
     private readonly Dictionary<string, string> settings;
+    private readonly List<ServeReplica> replicas = [];
 
     private ServeStack(string connectionString, TestDatabase? ownDatabase, string stateDir, string diskDir, Dictionary<string, string> settings)
     {
@@ -53,9 +54,38 @@ public sealed class ServeStack : IAsyncDisposable
     }
 
     /// <summary>Starts `limen serve` (with the crash point armed, if given) and waits until it listens.</summary>
-    public async Task StartAsync(string? crashAt = null)
+    /// <param name="serverId">Limen:ServerId; else the server keeps the id it writes into the state folder.</param>
+    public async Task StartAsync(string? crashAt = null, string? serverId = null)
     {
         var port = Ports.Free();
+        var environment = ServeEnvironment(port, serverId);
+        if (crashAt is not null)
+        {
+            environment["Limen__Faults__CrashAt"] = crashAt;
+        }
+
+        Process?.Dispose();
+        Process = LimenProcess.Start(environment, "serve");
+        BaseAddress = new Uri($"http://127.0.0.1:{port}");
+        await Process.WaitForOutputAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
+    }
+
+    /// <summary>
+    /// Another `limen serve` beside the first, as a replica behind a load balancer: the same
+    /// database, libvirt, domain prefix, disk and image folders and signing key (the state folder),
+    /// a port and server id of its own. Stopped on dispose with the stack.
+    /// </summary>
+    public async Task<ServeReplica> StartReplicaAsync(string serverId)
+    {
+        var port = Ports.Free();
+        var replica = new ServeReplica(LimenProcess.Start(ServeEnvironment(port, serverId), "serve"), new Uri($"http://127.0.0.1:{port}"));
+        replicas.Add(replica);
+        await replica.Process.WaitForOutputAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
+        return replica;
+    }
+
+    private Dictionary<string, string> ServeEnvironment(int port, string? serverId)
+    {
         var environment = new Dictionary<string, string>(settings)
         {
             ["LIMEN_STATE_DIR"] = StateDir,
@@ -69,15 +99,12 @@ public sealed class ServeStack : IAsyncDisposable
             ["Limen__Auth__LoginAttemptsPerIpPerMinute"] = "1000",
             ["Limen__Auth__LoginAttemptsPerUserPerMinute"] = "1000",
         };
-        if (crashAt is not null)
+        if (serverId is not null)
         {
-            environment["Limen__Faults__CrashAt"] = crashAt;
+            environment["Limen__ServerId"] = serverId;
         }
 
-        Process?.Dispose();
-        Process = LimenProcess.Start(environment, "serve");
-        BaseAddress = new Uri($"http://127.0.0.1:{port}");
-        await Process.WaitForOutputAsync(l => l.Contains("Now listening on", StringComparison.Ordinal), TimeSpan.FromSeconds(90));
+        return environment;
     }
 
     /// <summary>Waits for the armed crash point to kill the server; fails unless it died of SIGKILL at exactly that point.</summary>
@@ -209,6 +236,11 @@ public sealed class ServeStack : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Process?.Dispose();
+        foreach (var replica in replicas)
+        {
+            replica.Process.Dispose();
+        }
+
         try
         {
             await RemoveDomainsAsync();
@@ -261,4 +293,10 @@ public sealed class ServeStack : IAsyncDisposable
 
             return true;
         });
+}
+
+/// <summary>A further `limen serve` of a <see cref="ServeStack"/> (<see cref="ServeStack.StartReplicaAsync"/>).</summary>
+public sealed record ServeReplica(LimenProcess Process, Uri BaseAddress)
+{
+    public HttpClient Client(string? accessToken = null) => ApiClient.Create(BaseAddress, accessToken);
 }

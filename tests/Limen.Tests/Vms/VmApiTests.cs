@@ -333,7 +333,7 @@ public sealed class VmApiTests(ServerFixture fixture) : IClassFixture<ServerFixt
         async Task<string?> State() => (await ProblemAssert.Json(await client.GetAsync($"/api/vms/{id}"))).GetProperty("state").GetString();
 
         // Held first, so that neither the event this start raises nor any sweep may touch the row meanwhile.
-        using (Server.Services.GetRequiredService<VmLocks>().TryAcquire(id) ?? throw new InvalidOperationException("the VM's lock is taken"))
+        await using (await Server.Services.GetRequiredService<VmLocks>().TryAcquireAsync(id, CancellationToken.None) ?? throw new InvalidOperationException("the VM's lock is taken"))
         {
             VmTestKit.Libvirt(Server, c =>
             {

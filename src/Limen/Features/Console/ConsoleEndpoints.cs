@@ -3,8 +3,10 @@ using System.Net.Sockets;
 using System.Net.WebSockets;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Hosts;
 using Limen.Features.Vms;
+using Limen.Hosting;
 using Limen.Libvirt;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -39,6 +41,8 @@ public static class ConsoleEndpoints
     /// <summary>A peer that answers neither data nor pings for this long is gone.</summary>
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan VncConnectTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>How long a terminate waits for the relay (here or on another server) to confirm the end.</summary>
+    private static readonly TimeSpan TerminateWait = TimeSpan.FromSeconds(10);
 
     public static IEndpointRouteBuilder MapConsole(this IEndpointRouteBuilder routes)
     {
@@ -233,8 +237,16 @@ public static class ConsoleEndpoints
             s.EndedAt, s.EndReason, s.ClientIp, s.UserAgent, s.EndedAt is null)), total, page.Number, page.Size));
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> TerminateSession(
-        Guid sid, LimenDbContext db, ConsoleSessions sessions, AuditTrail audit, TimeProvider clock, CancellationToken cancellationToken)
+    /// <summary>
+    /// Ends a session wherever it is relayed: here directly; on another server by marking the intent
+    /// (end_reason admin_terminated, still open) and sending that server
+    /// console.session.terminate_requested — 204 once it confirms. 202 if it has not within 10 s:
+    /// the record is then closed here, so a session of a server that is gone stops counting
+    /// against its user's limit; a relay still running ends when the request reaches it.
+    /// </summary>
+    private static async Task<Results<NoContent, Accepted, ProblemHttpResult>> TerminateSession(
+        Guid sid, LimenDbContext db, ConsoleSessions sessions, EventOutlet events, ServerIdentity server, AuditTrail audit, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         var row = await db.ConsoleSessions.FirstOrDefaultAsync(s => s.Id == sid, cancellationToken);
         if (row is null)
@@ -252,13 +264,40 @@ public static class ConsoleEndpoints
         {
             live.TryEnd(ConsoleEndReasons.AdminTerminated);
             // Answer once the connection is really closed and recorded.
-            await live.Finished.WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
+            await live.Finished.WaitAsync(TerminateWait, cancellationToken);
+        }
+        else if (row.ServerId is { } relay && relay != server.Id)
+        {
+            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
+            row.EndReason = ConsoleEndReasons.AdminTerminated;
+            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
+            await db.SaveChangesAsync(cancellationToken);
+            var confirmed = await sessions.WaitForClosedAsync(sid, TerminateWait, cancellationToken);
+            if (!confirmed)
+            {
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                var now = clock.GetUtcNow();
+                if (await db.ConsoleSessions.Where(s => s.Id == sid && s.EndedAt == null)
+                        .ExecuteUpdateAsync(set => set.SetProperty(s => s.EndedAt, now), cancellationToken) == 1)
+                {
+                    events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
+                    await db.SaveChangesAsync(cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
+                Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
+            return confirmed ? TypedResults.NoContent() : TypedResults.Accepted((string?)null);
         }
         else
         {
-            // A record no relay here holds (its server died before it could close it).
+            // A record no relay holds (this server's previous run died before it could close it).
             row.EndedAt = clock.GetUtcNow();
             row.EndReason = ConsoleEndReasons.AdminTerminated;
+            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
+            events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
             await db.SaveChangesAsync(cancellationToken);
         }
 
@@ -266,6 +305,10 @@ public static class ConsoleEndpoints
             Details: new { user_id = row.UserId, vm_id = row.VmId }), cancellationToken);
         return TypedResults.NoContent();
     }
+
+    /// <summary>Who besides admins sees the session's events; null once the VM is gone.</summary>
+    private static Task<Guid?> VmOwnerAsync(LimenDbContext db, Guid vmId, CancellationToken cancellationToken) =>
+        db.Vms.Where(v => v.Id == vmId).Select(v => (Guid?)v.OwnerId).FirstOrDefaultAsync(cancellationToken);
 
     private static async Task<IResult> RefuseAsync(HttpContext http, AuditTrail audit, ConsoleMetrics metrics, Guid vmId, string reason, User? user, IResult problem)
     {

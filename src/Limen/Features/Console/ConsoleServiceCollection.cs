@@ -1,3 +1,4 @@
+using Limen.Features.Events;
 using Microsoft.Extensions.Options;
 
 // The folder is Features/Console; the namespace is not Limen.Features.Console because a namespace
@@ -17,6 +18,7 @@ public static class ConsoleServiceCollection
         services.AddSingleton<OriginPolicy>();
         services.AddSingleton<ConsoleTickets>();
         services.AddSingleton<ConsoleSessions>();
+        services.AddSingleton<IEventConsumer, ConsoleTerminateConsumer>();
         services.AddHostedService<ConsoleSessionMonitor>();
         return services;
     }

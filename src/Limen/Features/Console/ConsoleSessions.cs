@@ -1,7 +1,9 @@
 using System.Collections.Concurrent;
 using Limen.Data;
 using Limen.Features.Audit;
+using Limen.Features.Events;
 using Limen.Features.Vms;
+using Limen.Hosting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -20,6 +22,12 @@ public static class ConsoleEndReasons
     public const string ServerRestart = "server_restart";
 }
 
+/// <summary>The data of console.session.opened|closed (reason only when closed).</summary>
+public sealed record ConsoleSessionEvent(Guid SessionId, Guid VmId, Guid UserId, string? ServerId, string? Reason);
+
+/// <summary>The data of console.session.terminate_requested: <paramref name="ServerId"/> is the server relaying the session.</summary>
+public sealed record ConsoleTerminateRequest(Guid SessionId, Guid VmId, string ServerId);
+
 /// <summary>A session this server is relaying right now.</summary>
 public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTimeOffset startedAt) : IDisposable
 {
@@ -32,6 +40,9 @@ public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTime
     public Guid UserId { get; } = userId;
     public Guid VmId { get; } = vmId;
     public DateTimeOffset StartedAt { get; } = startedAt;
+
+    /// <summary>The VM's owner when the session started: who sees its events besides admins.</summary>
+    public Guid? VmOwnerId { get; init; }
 
     public DateTimeOffset LastActivity => new(Interlocked.Read(ref lastActivityTicks), TimeSpan.Zero);
 
@@ -67,6 +78,8 @@ public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTime
 /// in PostgreSQL, so racing connects cannot both take the last slot), ends them for every reason,
 /// and records each in <c>console_sessions</c> and the audit trail. <c>console_active_sessions</c>
 /// moves in the same lock as the registry, so it always equals the sessions being relayed.
+/// Each row names the server relaying it; opening and closing emit console.session.opened|closed
+/// with the row's write.
 /// </summary>
 public sealed class ConsoleSessions
 {
@@ -78,10 +91,14 @@ public sealed class ConsoleSessions
     private readonly TimeProvider clock;
     private readonly IOptions<ConsoleOptions> options;
     private readonly ILogger<ConsoleSessions> logger;
+    private readonly ServerIdentity server;
+    private readonly EventOutlet events;
 
     public ConsoleSessions(IDbContextFactory<LimenDbContext> dbFactory, AuditTrail audit, ConsoleMetrics metrics, TimeProvider clock,
-        IOptions<ConsoleOptions> options, VmLifecycle vmLifecycle, ILogger<ConsoleSessions> logger)
+        IOptions<ConsoleOptions> options, VmLifecycle vmLifecycle, ServerIdentity server, EventOutlet events, ILogger<ConsoleSessions> logger)
     {
+        this.server = server;
+        this.events = events;
         this.dbFactory = dbFactory;
         this.audit = audit;
         this.metrics = metrics;
@@ -114,7 +131,9 @@ public sealed class ConsoleSessions
             LastActivityAt = now,
             ClientIp = clientIp,
             UserAgent = userAgent is { Length: > 512 } ? userAgent[..512] : userAgent,
+            ServerId = server.Id,
         };
+        Guid? ownerId;
 
         await using (var db = await dbFactory.CreateDbContextAsync(cancellationToken))
         {
@@ -127,12 +146,14 @@ public sealed class ConsoleSessions
                 return null;
             }
 
+            ownerId = await db.Vms.Where(v => v.Id == vmId).Select(v => (Guid?)v.OwnerId).FirstOrDefaultAsync(cancellationToken);
             db.ConsoleSessions.Add(row);
+            events.Stage(db, SessionEvent(EventTypes.ConsoleSessionOpened, row, ownerId));
             await db.SaveChangesAsync(cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }
 
-        var session = new LiveConsoleSession(row.Id, user.Id, vmId, now);
+        var session = new LiveConsoleSession(row.Id, user.Id, vmId, now) { VmOwnerId = ownerId };
         lock (gate)
         {
             live[session.Id] = session;
@@ -164,10 +185,22 @@ public sealed class ConsoleSessions
         try
         {
             await using var db = await dbFactory.CreateDbContextAsync();
-            await db.ConsoleSessions.Where(s => s.Id == session.Id && s.EndedAt == null).ExecuteUpdateAsync(set => set
-                .SetProperty(s => s.EndedAt, now)
-                .SetProperty(s => s.EndReason, reason)
-                .SetProperty(s => s.LastActivityAt, session.LastActivity));
+            await using (var transaction = await db.Database.BeginTransactionAsync())
+            {
+                var closed = await db.ConsoleSessions.Where(s => s.Id == session.Id && s.EndedAt == null).ExecuteUpdateAsync(set => set
+                    .SetProperty(s => s.EndedAt, now)
+                    .SetProperty(s => s.EndReason, reason)
+                    .SetProperty(s => s.LastActivityAt, session.LastActivity));
+                if (closed == 1)
+                {
+                    events.Stage(db, new EventDraft(EventTypes.ConsoleSessionClosed, session.VmOwnerId, session.VmId,
+                        new ConsoleSessionEvent(session.Id, session.VmId, session.UserId, server.Id, reason)));
+                    await db.SaveChangesAsync();
+                }
+
+                await transaction.CommitAsync();
+            }
+
             await audit.RecordAsync(new AuditEvent("console.session.end", AuditResults.Success, "vm", session.VmId.ToString(),
                 Details: new { session_id = session.Id, reason, seconds = (int)(now - session.StartedAt).TotalSeconds },
                 UserId: user.Id, Username: user.Username));
@@ -221,24 +254,30 @@ public sealed class ConsoleSessions
     }
 
     /// <summary>
-    /// At start, before anything listens: sessions still open in the database belonged to a server
-    /// that died without closing them (one `limen serve` per database, as for the reconciler).
+    /// At start, before anything listens: sessions this server's previous run left open (it died
+    /// without closing them). Other servers' sessions are theirs — they may be relaying them right
+    /// now. Rows from before replicas (no server) were this single server's.
     /// </summary>
     public static async Task CloseLeftoversAsync(IServiceProvider services, CancellationToken cancellationToken)
     {
         var dbFactory = services.GetRequiredService<IDbContextFactory<LimenDbContext>>();
         var now = services.GetRequiredService<TimeProvider>().GetUtcNow();
+        var serverId = services.GetRequiredService<ServerIdentity>().Id;
+        var outlet = services.GetRequiredService<EventOutlet>();
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
-        var open = await db.ConsoleSessions.Where(s => s.EndedAt == null).ToListAsync(cancellationToken);
+        var open = await db.ConsoleSessions.Where(s => s.EndedAt == null && (s.ServerId == serverId || s.ServerId == null)).ToListAsync(cancellationToken);
         if (open.Count == 0)
         {
             return;
         }
 
+        var vmIds = open.Select(s => s.VmId).Distinct().ToList();
+        var owners = await db.Vms.Where(v => vmIds.Contains(v.Id)).ToDictionaryAsync(v => v.Id, v => v.OwnerId, cancellationToken);
         foreach (var session in open)
         {
             session.EndedAt = now;
             session.EndReason = ConsoleEndReasons.ServerRestart;
+            outlet.Stage(db, SessionEvent(EventTypes.ConsoleSessionClosed, session, owners.TryGetValue(session.VmId, out var owner) ? owner : null));
         }
 
         await db.SaveChangesAsync(cancellationToken);
@@ -252,6 +291,33 @@ public sealed class ConsoleSessions
         services.GetRequiredService<ILogger<ConsoleSessions>>()
             .LogWarning("Closed {Count} console sessions left open by the previous run (server_restart)", open.Count);
     }
+
+    /// <summary>Polls the row until it is closed (by the server relaying it) or the time is up; true when closed.</summary>
+    public async Task<bool> WaitForClosedAsync(Guid sessionId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = clock.GetUtcNow() + timeout;
+        while (true)
+        {
+            await using (var db = await dbFactory.CreateDbContextAsync(cancellationToken))
+            {
+                if (await db.ConsoleSessions.AnyAsync(s => s.Id == sessionId && s.EndedAt != null, cancellationToken))
+                {
+                    return true;
+                }
+            }
+
+            if (clock.GetUtcNow() >= deadline)
+            {
+                return false;
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), clock, cancellationToken);
+        }
+    }
+
+    /// <summary>console.session.opened|closed for a row, seen by the VM's owner and admins.</summary>
+    public static EventDraft SessionEvent(string type, ConsoleSession row, Guid? vmOwnerId) =>
+        new(type, vmOwnerId, row.VmId, new ConsoleSessionEvent(row.Id, row.VmId, row.UserId, row.ServerId, row.EndReason));
 
     private void EndWhere(Func<LiveConsoleSession, bool> match, string reason)
     {

@@ -1,3 +1,4 @@
+using Limen.Features.Cluster;
 using Limen.Features.Hosts;
 using Limen.Web;
 
@@ -8,8 +9,11 @@ namespace Limen.Features.Health;
 /// an attempt is caught, logged in one line, reported to <see cref="LoopHealth"/> (and so by
 /// /api/health), and retried after a bounded exponential back-off — 1 s, 2 s, 4 s, … at most
 /// <see cref="MaxBackoff"/>. Only the host's own stop ends the loop.
+/// A loop given a <see cref="LeaderElection"/> runs only while this server leads: a follower's loop
+/// waits, shown as <see cref="LoopStatuses.Standby"/>, and an attempt under way when leadership ends
+/// is cancelled (that is not a failure).
 /// </summary>
-public abstract partial class BackgroundLoop(LoopHealth health, TimeProvider clock, ILogger logger) : BackgroundService
+public abstract partial class BackgroundLoop(LoopHealth health, TimeProvider clock, ILogger logger, LeaderElection? leadership = null) : BackgroundService
 {
     public static readonly TimeSpan FirstBackoff = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(60);
@@ -52,10 +56,23 @@ public abstract partial class BackgroundLoop(LoopHealth health, TimeProvider clo
 
             while (true)
             {
+                var term = CancellationToken.None;
+                if (leadership is not null)
+                {
+                    if (!leadership.IsLeader)
+                    {
+                        report = report with { Status = LoopStatuses.Standby, ConsecutiveFailures = 0, Reason = null, FailingSince = null, NextAttemptAt = null };
+                        health.Report(Name, report);
+                    }
+
+                    term = await leadership.WaitForLeadershipAsync(stoppingToken);
+                }
+
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, term);
                 TimeSpan delay;
                 try
                 {
-                    await RunOnceAsync(stoppingToken);
+                    await RunOnceAsync(attempt.Token);
                     if (report.ConsecutiveFailures > 0)
                     {
                         LogRecovered(logger, Name, report.ConsecutiveFailures);
@@ -64,13 +81,24 @@ public abstract partial class BackgroundLoop(LoopHealth health, TimeProvider clo
                     report = new LoopReport(LoopStatuses.Ok, 0, null, clock.GetUtcNow(), null, null);
                     delay = Interval;
                 }
+                catch (Exception) when (term.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+                {
+                    continue; // leadership ended under the attempt: standby, not a failure
+                }
                 catch (Exception e) when (!stoppingToken.IsCancellationRequested)
                 {
                     report = Failed(report, e, out delay);
                 }
 
                 health.Report(Name, report);
-                await WaitAsync(delay, stoppingToken);
+                try
+                {
+                    await WaitAsync(delay, attempt.Token);
+                }
+                catch (OperationCanceledException) when (term.IsCancellationRequested && !stoppingToken.IsCancellationRequested)
+                {
+                    // Leadership ended during the pause; the next round reports standby and waits for it.
+                }
             }
         }
         catch (Exception) when (stoppingToken.IsCancellationRequested)

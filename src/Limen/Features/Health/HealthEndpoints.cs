@@ -1,11 +1,13 @@
+using Limen.Features.Cluster;
 using Limen.Features.Hosts;
+using Limen.Hosting;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Limen.Features.Health;
 
 public sealed record HealthResponse(
     string Status, string Db, string Libvirt, string Virtualization, string Version, DateTimeOffset Time, long UptimeSeconds,
-    IReadOnlyDictionary<string, LoopReport> Loops, IReadOnlyList<HostHealth> Hosts);
+    string ServerId, bool Leader, IReadOnlyDictionary<string, LoopReport> Loops, IReadOnlyList<HostHealth> Hosts);
 
 /// <summary>One libvirt host: the local one is also <see cref="HealthResponse.Libvirt"/>.</summary>
 public sealed record HostHealth(Guid Id, string Name, bool Local, string Libvirt, string Virtualization);
@@ -30,7 +32,8 @@ public static class HealthEndpoints
     /// only shows as disconnected in hosts (its VMs are unavailable, the server and other hosts' VMs are not).
     /// </summary>
     private static async Task<JsonHttpResult<HealthResponse>> Check(
-        DependencyProbe probe, LoopHealth loops, TimeProvider clock, CancellationToken cancellationToken)
+        DependencyProbe probe, LoopHealth loops, ServerIdentity server, LeaderElection leadership, TimeProvider clock,
+        CancellationToken cancellationToken)
     {
         var (dbUp, hosts) = await probe.ProbeAsync(cancellationToken);
         var local = hosts[0];
@@ -39,7 +42,7 @@ public static class HealthEndpoints
         var loopReports = loops.Snapshot();
         var allUp = dbUp && libvirtUp && !loopReports.Values.Any(l => l.Status == LoopStatuses.Failing);
         var body = new HealthResponse(allUp ? "ok" : "degraded", Connected(dbUp), Connected(libvirtUp), local.Host.Hypervisor.DomainType,
-            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, loopReports,
+            VersionInfo.Version, now, (long)(now - Started).TotalSeconds, server.Id, leadership.IsLeader, loopReports,
             hosts.Select(h => new HostHealth(h.Host.Id, h.Host.Name, h.Host.IsLocal, Connected(h.Up), h.Host.Hypervisor.DomainType)).ToList());
         return TypedResults.Json(body, statusCode: allUp ? 200 : 503);
     }

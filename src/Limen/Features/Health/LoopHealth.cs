@@ -17,6 +17,9 @@ public static class LoopStatuses
 
     public const string Ok = "ok";
 
+    /// <summary>A loop that runs only on the leader, on a server that does not lead right now.</summary>
+    public const string Standby = "standby";
+
     /// <summary>The last attempts failed, but briefly or because libvirt or the database is down (which health reports itself).</summary>
     public const string Retrying = "retrying";
 

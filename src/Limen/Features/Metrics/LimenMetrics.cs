@@ -25,6 +25,8 @@ public sealed class LimenMetrics
             "1 when the last database probe succeeded, else 0.");
         BuildInfo = factory.CreateGauge("limen_build_info", "Always 1; the version label says which Limen runs.", ["version"]);
         BuildInfo.WithLabels(VersionInfo.Version).Set(1);
+        ServerInfo = factory.CreateGauge("limen_server_info", "Always 1; the server_id label says which server this is.", ["server_id"]);
+        Leader = factory.CreateGauge("limen_leader", "1 while this server is the leader (runs the once-only loops), else 0.", ["server_id"]);
 
         Host = new HostMetrics(factory);
         // Declared here so the contract's names exist from the start; the quota and console features move them.
@@ -54,6 +56,8 @@ public sealed class LimenMetrics
     public Counter AuthFailures { get; }
     public Gauge DatabaseUp { get; }
     public Gauge BuildInfo { get; }
+    public Gauge ServerInfo { get; }
+    public Gauge Leader { get; }
     public HostMetrics Host { get; }
     public Counter QuotaDenials { get; }
     public Gauge ConsoleActiveSessions { get; }

@@ -31,7 +31,7 @@ public sealed partial class SnapshotRecovery(
         var changed = false;
         foreach (var vmId in vmIds)
         {
-            using var vmLock = locks.TryAcquire(vmId);
+            await using var vmLock = await locks.TryAcquireAsync(vmId, cancellationToken);
             if (vmLock is null)
             {
                 continue;

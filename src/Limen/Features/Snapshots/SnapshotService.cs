@@ -70,7 +70,7 @@ public sealed class SnapshotService(
     public async Task<Outcome<SnapshotResponse>> CreateAsync(
         Guid vmId, CreateSnapshotRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         var vm = await vms.FindAsync(vmId, caller, cancellationToken);
         if (vm is null)
         {
@@ -165,7 +165,7 @@ public sealed class SnapshotService(
     /// </summary>
     public async Task<Outcome<VmResponse>> RevertAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
             return new NotFound("The snapshot");
@@ -244,7 +244,7 @@ public sealed class SnapshotService(
     /// <summary>Null when the snapshot is gone from the disk and the database.</summary>
     public async Task<Failure?> DeleteAsync(Guid vmId, Guid snapshotId, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vmId, cancellationToken);
         if (await FindAsync(vmId, snapshotId, caller, cancellationToken) is not ({ } vm, { } snapshot))
         {
             return new NotFound("The snapshot");

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Events;
+using Limen.Features.Cluster;
 using Limen.Features.Health;
 using Limen.Features.Hosts;
 using Limen.Features.Metrics;
@@ -23,6 +24,7 @@ namespace Limen.Features.Vms;
 /// is where a restarted server finishes or undoes what its predecessor left half done. A pass that
 /// fails (libvirt or the database away) is retried with the loop's back-off, or at once when libvirt
 /// comes back. The host loops also publish host.up and host.down as their connections come and go.
+/// With several servers on one database only the leader reconciles (and so recovers).
 /// </summary>
 public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
@@ -33,6 +35,7 @@ public sealed partial class VmReconciler(
     EventOutlet events,
     IOptions<HypervisorOptions> options,
     LoopHealth loops,
+    LeaderElection leadership,
     TimeProvider clock,
     ILogger<VmReconciler> logger) : IHostedService, IDisposable
 {
@@ -50,7 +53,7 @@ public sealed partial class VmReconciler(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        running = hosts.All.Select(h => new HostLoop(this, h, TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), loops, clock, logger)).ToList();
+        running = hosts.All.Select(h => new HostLoop(this, h, TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), loops, leadership, clock, logger)).ToList();
         foreach (var loop in running)
         {
             await loop.StartAsync(cancellationToken);
@@ -140,7 +143,7 @@ public sealed partial class VmReconciler(
             {
                 // Under the VM's lock, with the row and libvirt read again: an operation may have changed
                 // both since the lists were taken (and a deleted VM must not be written back).
-                using var vmLock = locks.TryAcquire(row.Id);
+                await using var vmLock = await locks.TryAcquireAsync(row.Id, cancellationToken);
                 var vm = vmLock is null ? null : await db.Vms.FirstOrDefaultAsync(v => v.Id == row.Id, cancellationToken);
                 if (vm is null || VmStates.IsPending(vm.State))
                 {
@@ -274,8 +277,8 @@ public sealed partial class VmReconciler(
     /// One host's loop: passes on its interval, and sooner when its hypervisor signals — a lifecycle
     /// event or a new connection (events were missed while disconnected) wakes it.
     /// </summary>
-    private sealed class HostLoop(VmReconciler owner, RegisteredHost host, TimeSpan interval, LoopHealth loops, TimeProvider clock, ILogger logger)
-        : BackgroundLoop(loops, clock, logger)
+    private sealed class HostLoop(VmReconciler owner, RegisteredHost host, TimeSpan interval, LoopHealth loops, LeaderElection leadership, TimeProvider clock, ILogger logger)
+        : BackgroundLoop(loops, clock, logger, leadership)
     {
         private readonly SemaphoreSlim wake = new(0);
 

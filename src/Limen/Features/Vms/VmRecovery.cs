@@ -35,7 +35,7 @@ public sealed partial class VmRecovery(
         var changed = false;
         foreach (var id in pending)
         {
-            using var vmLock = locks.TryAcquire(id);
+            await using var vmLock = await locks.TryAcquireAsync(id, cancellationToken);
             if (vmLock is null)
             {
                 continue; // a request of this server is on it

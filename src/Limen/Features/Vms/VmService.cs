@@ -88,7 +88,7 @@ public sealed partial class VmService(
             UpdatedAt = now,
         };
         // Taken before the row exists: recovery treats a `creating` row whose lock is free as left over.
-        using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(vm.Id, cancellationToken);
         // The quota check and the row that reserves the resources commit together.
         await using (var transaction = await db.Database.BeginTransactionAsync(cancellationToken))
         {
@@ -175,7 +175,7 @@ public sealed partial class VmService(
 
     public async Task<Outcome<VmResponse>> ActAsync(Guid id, VmAction action, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -246,7 +246,7 @@ public sealed partial class VmService(
 
     public async Task<Outcome<VmResponse>> UpdateAsync(Guid id, UpdateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -308,7 +308,7 @@ public sealed partial class VmService(
     public async Task<Outcome<VmResponse>> ConfigureBootAsync(
         Guid id, Guid? cdromImageId, bool detach, IReadOnlyList<string>? bootOrder, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {
@@ -344,7 +344,7 @@ public sealed partial class VmService(
     /// <summary>Null when the VM is gone: its row, domain and disk.</summary>
     public async Task<Failure?> DeleteAsync(Guid id, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
-        using var vmLock = await locks.AcquireAsync(id, cancellationToken);
+        await using var vmLock = await locks.AcquireAsync(id, cancellationToken);
         var vm = await FindAsync(id, caller, cancellationToken);
         if (vm is null)
         {

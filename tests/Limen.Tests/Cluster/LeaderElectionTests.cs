@@ -1,0 +1,201 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Limen.Features.Cluster;
+using Limen.Features.Metrics;
+using Limen.Hosting;
+using Limen.Tests.Infrastructure;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Xunit.Abstractions;
+
+namespace Limen.Tests.Cluster;
+
+/// <summary>
+/// The election itself, in-process on real PostgreSQL: two electors on one database, one of them
+/// behind a loopback TCP relay that the test can freeze — a half-open connection, where the
+/// leader's socket stays up but nothing answers any more.
+/// </summary>
+public sealed class LeaderElectionTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private TestDatabase database = null!;
+
+    public async Task InitializeAsync() => database = await TestDatabase.CreateAsync();
+
+    public Task DisposeAsync() => database.DisposeAsync().AsTask();
+
+    [Fact]
+    public async Task A_leader_whose_connection_stops_answering_steps_down_within_the_check_timeout()
+    {
+        await using var relay = new FreezableRelay(new NpgsqlConnectionStringBuilder(database.ConnectionString));
+        await using var frozenSide = Elector("srv-a", relay.ConnectionString);
+        using var stop = new CancellationTokenSource();
+        await frozenSide.Election.StartAsync(stop.Token);
+        await Eventually.WaitAsync(() => Task.FromResult(frozenSide.Election.IsLeader), TimeSpan.FromSeconds(10), "srv-a leading");
+        var term = await frozenSide.Election.WaitForLeadershipAsync(CancellationToken.None);
+        Assert.Equal(1, ProblemAssert.Sample(Exposition(frozenSide.Metrics), "limen_leader", "server_id=\"srv-a\""));
+
+        await using var other = Elector("srv-b", database.ConnectionString);
+        await other.Election.StartAsync(stop.Token);
+        await Task.Delay(LeaderElection.RetryInterval * 2);
+        Assert.False(other.Election.IsLeader);
+
+        relay.Freeze();
+        var frozen = Stopwatch.StartNew();
+        await Eventually.WaitAsync(() => Task.FromResult(!frozenSide.Election.IsLeader), TimeSpan.FromSeconds(10), "srv-a stepping down");
+        output.WriteLine($"stepped down {frozen.ElapsedMilliseconds} ms after its connection froze");
+        Assert.True(frozen.Elapsed < LeaderElection.CheckInterval + LeaderElection.CheckTimeout + TimeSpan.FromSeconds(2), $"{frozen.ElapsedMilliseconds} ms");
+        Assert.True(term.IsCancellationRequested);
+        Assert.Equal(0, ProblemAssert.Sample(Exposition(frozenSide.Metrics), "limen_leader", "server_id=\"srv-a\""));
+
+        // Here the relay keeps the backend's socket alive, so PostgreSQL still holds the lock for the
+        // frozen session; ending that backend (as PostgreSQL's keepalive does on a real dead link) frees it.
+        await database.ScalarAsync(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = 19533 AND objid = 2 AND objsubid = 2");
+        await Eventually.WaitAsync(() => Task.FromResult(other.Election.IsLeader), TimeSpan.FromSeconds(10), "srv-b taking over");
+        Assert.False(frozenSide.Election.IsLeader);
+        await stop.CancelAsync();
+    }
+
+    [Fact]
+    public async Task A_leader_that_stops_hands_over_at_the_next_retry()
+    {
+        await using var first = Elector("srv-a", database.ConnectionString);
+        await using var second = Elector("srv-b", database.ConnectionString);
+        await first.Election.StartAsync(CancellationToken.None);
+        await Eventually.WaitAsync(() => Task.FromResult(first.Election.IsLeader), TimeSpan.FromSeconds(10), "srv-a leading");
+        await second.Election.StartAsync(CancellationToken.None);
+        await Task.Delay(LeaderElection.RetryInterval * 2);
+        Assert.False(second.Election.IsLeader);
+
+        await first.Election.StopAsync(CancellationToken.None);
+        var stopped = Stopwatch.StartNew();
+        Assert.False(first.Election.IsLeader);
+        await Eventually.WaitAsync(() => Task.FromResult(second.Election.IsLeader), TimeSpan.FromSeconds(10), "srv-b taking over");
+        output.WriteLine($"srv-b led {stopped.ElapsedMilliseconds} ms after srv-a stopped");
+        Assert.True(stopped.Elapsed < LeaderElection.RetryInterval + TimeSpan.FromSeconds(2), $"{stopped.ElapsedMilliseconds} ms");
+        await second.Election.StopAsync(CancellationToken.None);
+    }
+
+    private static string Exposition(LimenMetrics metrics)
+    {
+        using var stream = new MemoryStream();
+        metrics.Registry.CollectAndExportAsTextAsync(stream).GetAwaiter().GetResult();
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    private static TestElector Elector(string serverId, string connectionString)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:Limen"] = connectionString }).Build();
+        var cluster = new ClusterDatabase(configuration);
+        var metrics = new LimenMetrics();
+        var identity = new ServerIdentity(Options.Create(new LimenOptions { ServerId = serverId }));
+        return new TestElector(cluster, metrics, new LeaderElection(cluster, identity, metrics, TimeProvider.System, NullLogger<LeaderElection>.Instance));
+    }
+
+    private sealed record TestElector(ClusterDatabase Cluster, LimenMetrics Metrics, LeaderElection Election) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Election.StopAsync(CancellationToken.None);
+            Election.Dispose();
+            await Cluster.DisposeAsync();
+        }
+    }
+
+    /// <summary>Forwards loopback TCP to PostgreSQL until frozen; then keeps every socket open and moves no byte.</summary>
+    private sealed class FreezableRelay : IAsyncDisposable
+    {
+        private readonly TcpListener listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource disposed = new();
+        private volatile bool frozen;
+        private readonly List<TcpClient> sockets = [];
+        private readonly string target;
+        private readonly int targetPort;
+        private readonly Task accepting;
+
+        public FreezableRelay(NpgsqlConnectionStringBuilder builder)
+        {
+            target = builder.Host!;
+            targetPort = builder.Port;
+            listener.Start();
+            builder.Host = "127.0.0.1";
+            builder.Port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            ConnectionString = builder.ConnectionString;
+            accepting = AcceptAsync();
+        }
+
+        public string ConnectionString { get; }
+
+        public void Freeze() => frozen = true;
+
+        private async Task AcceptAsync()
+        {
+            try
+            {
+                while (true)
+                {
+                    var client = await listener.AcceptTcpClientAsync();
+                    var server = new TcpClient();
+                    await server.ConnectAsync(target, targetPort);
+                    lock (sockets)
+                    {
+                        sockets.Add(client);
+                        sockets.Add(server);
+                    }
+
+                    _ = PumpAsync(client.GetStream(), server.GetStream());
+                    _ = PumpAsync(server.GetStream(), client.GetStream());
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Disposed.
+            }
+        }
+
+        private async Task PumpAsync(NetworkStream from, NetworkStream to)
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                while (true)
+                {
+                    var read = await from.ReadAsync(buffer, disposed.Token);
+                    if (read == 0)
+                    {
+                        return;
+                    }
+
+                    if (frozen)
+                    {
+                        // Swallow it and never read again: the sockets stay open, nothing answers.
+                        await Task.Delay(Timeout.Infinite, disposed.Token);
+                    }
+
+                    await to.WriteAsync(buffer.AsMemory(0, read), disposed.Token);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+            {
+                // Frozen (the sockets stay open) or closed.
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await disposed.CancelAsync();
+            listener.Stop();
+            await accepting;
+            lock (sockets)
+            {
+                sockets.ForEach(s => s.Dispose());
+            }
+
+            disposed.Dispose();
+        }
+    }
+}
