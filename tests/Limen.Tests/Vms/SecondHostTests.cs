@@ -134,6 +134,23 @@ public sealed class SecondHostTests(Xunit.Abstractions.ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData("local", "test:///second", "/tmp", "Limen:Hosts:0:Name 'local' is used by another host.")]
+    [InlineData("second", "test:///default", "/tmp", "Limen:Hosts:0:Uri 'test:///default' is used by another host.")]
+    [InlineData("second", "test:///second", "", "Limen:Hosts:0:DiskDir is required.")]
+    [InlineData("rack 2", "test:///second", "/tmp", "Limen:Hosts:0:Name must be")]
+    public async Task A_host_setting_that_is_wrong_fails_the_start_naming_it(string name, string uri, string diskDir, string expected)
+    {
+        var failure = await Assert.ThrowsAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => LimenTestServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Limen:Hosts:0:Name"] = name,
+            ["Limen:Hosts:0:Uri"] = uri,
+            ["Limen:Hosts:0:ConsoleAddress"] = "127.0.0.1",
+            ["Limen:Hosts:0:DiskDir"] = diskDir,
+        }));
+        Assert.Contains(expected, failure.Message, StringComparison.Ordinal);
+    }
+
     private static T OnSecond<T>(PrivateLibvirtd daemon, Func<LibvirtConnection, T> query)
     {
         using var connection = LibvirtConnection.Open(daemon.Uri);
