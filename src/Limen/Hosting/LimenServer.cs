@@ -7,6 +7,7 @@ using Limen.Features.Audit;
 using Limen.Features.Auth;
 using Limen.Features.Backup;
 using Limen.Features.Cluster;
+using Limen.Features.Events;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
 using Limen.Features.Images;
@@ -69,6 +70,7 @@ public static class LimenServer
         builder.Services.AddVms(builder.Configuration);
         builder.Services.AddBackupMetrics();
         builder.Services.AddConsole(builder.Configuration);
+        builder.Services.AddEvents(builder.Configuration);
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -195,6 +197,7 @@ public static class LimenServer
         api.MapQuotas();
         api.MapSnapshots();
         api.MapConsole();
+        api.MapEvents();
         app.MapOpenApi("/api/openapi/{documentName}.json").AllowAnonymous();
         app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
     }

@@ -72,6 +72,8 @@ public static class AccessRules
         new("POST /api/vms/", Access.Authenticated, 201, Body: CreateVm),
         new("GET /api/audit", Access.Authenticated, 200, Query: "?user_id={user}", EchoesRequests: true),
         new("GET /api/console/sessions/", Access.Authenticated, 200, Query: "?user_id={user}"),
+        // A replay of everything kept: "other" must find none of user's events in it.
+        new("GET /api/events", Access.Authenticated, 200, Query: "?last_event_id=0"),
 
         new("GET /api/vms/{id:guid}", Access.Owner, 200),
         new("PATCH /api/vms/{id:guid}", Access.Owner, 200, Fresh: true, Body: """{"memory_mb":256}"""),

@@ -58,11 +58,46 @@ public sealed partial record Exchange(string Principal, HostileRequest Request, 
     public static async Task<Exchange> SendAsync(Principal principal, HostileRequest request)
     {
         using var message = request.ToMessage();
-        using var response = await principal.Client.SendAsync(message);
-        var body = await response.Content.ReadAsStringAsync();
+        using var response = await principal.Client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
+        var body = response.Content.Headers.ContentType?.MediaType == "text/event-stream"
+            ? await ReadStreamAsync(response)
+            : await response.Content.ReadAsStringAsync();
         var requestId = response.Headers.TryGetValues("X-Request-Id", out var values) ? string.Join(",", values) : null;
         return new Exchange(principal.Name, request, (int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, requestId, body);
     }
+
+    /// <summary>
+    /// An event stream never ends by itself: what arrives until it has been quiet for
+    /// <see cref="StreamQuiet"/> (a replay comes at once) is its body, then the connection is dropped.
+    /// </summary>
+    private static async Task<string> ReadStreamAsync(HttpResponseMessage response)
+    {
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        var text = new MemoryStream();
+        var buffer = new byte[16 * 1024];
+        while (text.Length < 4 * 1024 * 1024)
+        {
+            using var quiet = new CancellationTokenSource(StreamQuiet);
+            try
+            {
+                var read = await stream.ReadAsync(buffer, quiet.Token);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                text.Write(buffer, 0, read);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return Encoding.UTF8.GetString(text.ToArray());
+    }
+
+    public static readonly TimeSpan StreamQuiet = TimeSpan.FromMilliseconds(150);
 
     /// <summary>
     /// Kestrel's own 400, written before the application sees the request (an escaped NUL in the

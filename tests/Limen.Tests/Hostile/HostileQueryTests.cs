@@ -23,7 +23,7 @@ public sealed class HostileQueryTests(HostileWorld world) : IClassFixture<Hostil
     public const int CasesPerParameter = 200;
 
     /// <summary>The GET endpoints that take query parameters; checked against the endpoint table below.</summary>
-    public static readonly string[] QueriedKeys = ["GET /api/admin/users/", "GET /api/alerts/", "GET /api/audit", "GET /api/console/sessions/", "GET /api/vms/", "* /vnc/{id:guid}"];
+    public static readonly string[] QueriedKeys = ["GET /api/admin/users/", "GET /api/alerts/", "GET /api/audit", "GET /api/console/sessions/", "GET /api/events", "GET /api/vms/", "* /vnc/{id:guid}"];
 
     public static TheoryData<string> Queried => new(QueriedKeys);
 
@@ -94,6 +94,12 @@ public sealed class HostileQueryTests(HostileWorld world) : IClassFixture<Hostil
         {
             _ when type == typeof(int) && parameter.Name == "page" => Paging(1, int.MaxValue),
             _ when type == typeof(int) && parameter.Name == "page_size" => Paging(1, 200),
+            // Event ids: any whole number of 0 or more is valid (beyond the stream's end it answers a reset).
+            _ when type == typeof(long) => Gen.OneOf(
+                Gen.Long[0, long.MaxValue].Select(v => new QueryValue("0 or more", v.ToString(CultureInfo.InvariantCulture), Verdict.Valid)),
+                Gen.Long[long.MinValue, -1].Select(v => new QueryValue("negative", v.ToString(CultureInfo.InvariantCulture), Verdict.Invalid)),
+                Wrong("not a long", "9223372036854775808", "1.5", "1e3", "abc", "0x10", "%00", "1%00", "NaN"),
+                Either("doubtful long", "", " 1", "+1", "01", "1 ")),
             _ when type == typeof(Guid) => Gen.OneOf(
                 Gen.Guid.Select(g => new QueryValue("a GUID", g.ToString(), Verdict.Valid)),
                 Wrong("no GUID", "not-a-guid", "1", "00000000-0000-0000-0000-00000000000g", "'; DROP TABLE vms; --"),
