@@ -190,7 +190,7 @@ public static class ConsoleEndpoints
                 KeepAliveTimeout = KeepAlive * 2,
             });
             var relay = new ConsoleRelay(client, vnc, session, clock, metrics);
-            relayReason = await relay.RunAsync(() => ExplainVncCloseAsync(host.Hypervisor, id));
+            relayReason = await relay.RunAsync(() => ExplainVncCloseAsync(host.Hypervisor, dbFactory, id));
         }
         finally
         {
@@ -344,10 +344,21 @@ public static class ConsoleEndpoints
 
     /// <summary>
     /// Why the VNC socket closed: QEMU closes it when the guest is powered off or its domain
-    /// destroyed. libvirt can learn of QEMU's exit a moment after the socket closes, so ask a few times.
+    /// destroyed. A delete (from any server) marks the row before it destroys the domain, so the row
+    /// tells a delete from a stop; libvirt can learn of QEMU's exit a moment after the socket closes,
+    /// so ask it a few times.
     /// </summary>
-    private static async Task<string> ExplainVncCloseAsync(Hypervisor hypervisor, Guid vmId)
+    private static async Task<string> ExplainVncCloseAsync(Hypervisor hypervisor, IDbContextFactory<LimenDbContext> dbFactory, Guid vmId)
     {
+        await using (var db = await dbFactory.CreateDbContextAsync())
+        {
+            var state = await db.Vms.Where(v => v.Id == vmId).Select(v => v.State).FirstOrDefaultAsync();
+            if (state is null or VmStates.Deleting)
+            {
+                return ConsoleEndReasons.VmDeleted;
+            }
+        }
+
         for (var attempt = 0; attempt < 10; attempt++)
         {
             try

@@ -19,6 +19,7 @@ public static class ConsoleServiceCollection
         services.AddSingleton<ConsoleTickets>();
         services.AddSingleton<ConsoleSessions>();
         services.AddSingleton<IEventConsumer, ConsoleTerminateConsumer>();
+        services.AddSingleton<IEventConsumer, ConsoleVmConsumer>();
         services.AddHostedService<ConsoleSessionMonitor>();
         return services;
     }

@@ -95,7 +95,7 @@ public sealed class ConsoleSessions
     private readonly EventOutlet events;
 
     public ConsoleSessions(IDbContextFactory<LimenDbContext> dbFactory, AuditTrail audit, ConsoleMetrics metrics, TimeProvider clock,
-        IOptions<ConsoleOptions> options, VmLifecycle vmLifecycle, ServerIdentity server, EventOutlet events, ILogger<ConsoleSessions> logger)
+        IOptions<ConsoleOptions> options, ServerIdentity server, EventOutlet events, ILogger<ConsoleSessions> logger)
     {
         this.server = server;
         this.events = events;
@@ -105,8 +105,6 @@ public sealed class ConsoleSessions
         this.clock = clock;
         this.options = options;
         this.logger = logger;
-        vmLifecycle.Stopped += vmId => EndWhere(s => s.VmId == vmId, ConsoleEndReasons.VmStopped);
-        vmLifecycle.Deleted += vmId => EndWhere(s => s.VmId == vmId, ConsoleEndReasons.VmDeleted);
     }
 
     public int LiveCount => live.Count;
@@ -224,6 +222,8 @@ public sealed class ConsoleSessions
     public LiveConsoleSession? Find(Guid sessionId) => live.GetValueOrDefault(sessionId);
 
     public void EndForUser(Guid userId, string reason) => EndWhere(s => s.UserId == userId, reason);
+
+    public void EndForVm(Guid vmId, string reason) => EndWhere(s => s.VmId == vmId, reason);
 
     /// <summary>Ends every live session (server shutdown); each relay then closes and records its own.</summary>
     public void EndAll(string reason) => EndWhere(_ => true, reason);

@@ -30,7 +30,6 @@ public sealed partial class VmReconciler(
     IServiceScopeFactory scopes,
     HostRegistry hosts,
     VmLocks locks,
-    VmLifecycle lifecycle,
     LimenMetrics metrics,
     EventOutlet events,
     IOptions<HypervisorOptions> options,
@@ -190,17 +189,11 @@ public sealed partial class VmReconciler(
 
         if (vm.State == VmStates.Missing)
         {
-            lifecycle.NotifyDeleted(vm.Id);
             logger.LogWarning("VM {VmId} ({Name}) is missing: its domain is gone from {Uri}", vm.Id, vm.Name, host.Uri);
             await audit.RecordAsync(new AuditEvent("vm.missing", AuditResults.Failure, "vm", vm.Id.ToString(), "domain_missing"), cancellationToken);
         }
         else
         {
-            if (vm.State is VmStates.Stopped or VmStates.Error)
-            {
-                lifecycle.NotifyStopped(vm.Id);
-            }
-
             logger.LogInformation("VM {VmId} is now {State} (was {Before})", vm.Id, vm.State, before);
         }
     }

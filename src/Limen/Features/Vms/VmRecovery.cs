@@ -18,7 +18,6 @@ namespace Limen.Features.Vms;
 public sealed partial class VmRecovery(
     LimenDbContext db,
     VmLocks locks,
-    VmLifecycle lifecycle,
     VmStateMachine states,
     EventOutlet events,
     AuditTrail audit,
@@ -88,7 +87,6 @@ public sealed partial class VmRecovery(
 
     private async Task FinishDeleteAsync(Vm vm, RegisteredHost host)
     {
-        lifecycle.NotifyDeleted(vm.Id);
         await Task.Run(() => host.Hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
         host.DeleteVmFiles(vm.Id);
         db.Vms.Remove(vm);

@@ -22,7 +22,6 @@ public sealed partial class VmService(
     LimenDbContext db,
     HostRegistry hosts,
     VmLocks locks,
-    VmLifecycle lifecycle,
     QuotaService quotas,
     ImageStore images,
     AuditTrail audit,
@@ -235,11 +234,6 @@ public sealed partial class VmService(
             await capacity.CommitAsync(CancellationToken.None);
         }
 
-        if (vm.State == VmStates.Stopped)
-        {
-            lifecycle.NotifyStopped(vm.Id);
-        }
-
         await audit.RecordAsync(new AuditEvent(auditAction, AuditResults.Success, "vm", id.ToString(), Details: new { state = vm.State }), cancellationToken);
         return VmResponse.From(vm);
     }
@@ -358,8 +352,8 @@ public sealed partial class VmService(
         await db.SaveChangesAsync(CancellationToken.None);
         crashPoints.Reach(CrashPoints.VmDeleteMarked);
 
-        // Before the domain goes: a console watching it must end as vm_deleted, not as a lost VNC connection.
-        lifecycle.NotifyDeleted(vm.Id);
+        // A console watching it ends as vm_deleted: by the vm.state_changed to deleting just committed
+        // (ConsoleVmConsumer), or, should the VNC socket close first, by the relay finding the VM deleting.
         try
         {
             await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => RemoveDomain(c, vm.Id)), CancellationToken.None);

@@ -21,7 +21,6 @@ public static class VmServiceCollection
         services.AddHostedService<KvmDeviceCheck>();
         services.AddSingleton<ImageStore>();
         services.AddSingleton<VmLocks>();
-        services.AddSingleton<VmLifecycle>();
         services.AddSingleton<VmStateMachine>();
         services.AddSingleton<VmStatsSampler>();
         services.AddScoped<VmService>();

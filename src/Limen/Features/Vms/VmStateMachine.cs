@@ -4,6 +4,9 @@ using Limen.Libvirt;
 
 namespace Limen.Features.Vms;
 
+/// <summary>The data of vm.state_changed; <see cref="Reason"/> is a <see cref="VmStateReason"/> word.</summary>
+public sealed record VmStateChange(Guid VmId, string From, string To, string Reason, DateTimeOffset At);
+
 /// <summary>
 /// The one writer of a VM's state. Every change — an action, what libvirt shows, a snapshot revert,
 /// recovery, a delete — is checked against <see cref="VmTransitions"/>, written to the row and
@@ -32,7 +35,7 @@ public sealed class VmStateMachine(EventOutlet events, TimeProvider clock)
         vm.StateReason = stateReason;
         vm.UpdatedAt = at;
         events.Stage(db, new EventDraft(EventTypes.VmStateChanged, vm.OwnerId, vm.Id,
-            new { vm_id = vm.Id, from, to, reason = reason.Word, at }));
+            new VmStateChange(vm.Id, from, to, reason.Word, at)));
         return true;
     }
 
