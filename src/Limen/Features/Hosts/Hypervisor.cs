@@ -50,18 +50,6 @@ public sealed partial class Hypervisor : IDisposable
     /// <summary>The domain type VMs are defined with: kvm, qemu (TCG) or test (libvirt's test driver).</summary>
     public string DomainType { get; }
 
-    /// <summary>Whether the last attempt to reach the host succeeded; null before the first.</summary>
-    public bool? LastKnownUp
-    {
-        get
-        {
-            lock (gate)
-            {
-                return up;
-            }
-        }
-    }
-
     /// <summary>Ups, downs and lifecycle events of every connection this hypervisor opens; for one reader.</summary>
     public ChannelReader<HypervisorSignal> Signals => signals.Reader;
 
