@@ -15,6 +15,7 @@ public static class LimenCli
         root.Subcommands.Add(BackupCommand.Create());
         root.Subcommands.Add(RestoreCommand.Create());
         root.Subcommands.Add(DrillCommand.Create());
+        root.Subcommands.Add(EventsCommand.Create());
         return root;
     }
 

@@ -290,6 +290,22 @@ public sealed class EventStreamTests
         Assert.Equal("heartbeat", beat?.Comment);
     }
 
+    [Fact]
+    public async Task Limen_events_prints_one_line_per_event_replayed_and_live()
+    {
+        await using var server = await LimenTestServer.StartAsync();
+        var (userId, token) = await server.CreateUserAsync("ev-cli");
+        var replayed = (await PublishMany(server, 1, userId))[0];
+        using var cli = LimenProcess.Start(new Dictionary<string, string> { ["LIMEN_TOKEN"] = token },
+            "events", "--url", server.BaseAddress.ToString(), "--last-event-id", "0");
+        await cli.WaitForOutputAsync(l => l.Contains($" #{replayed} {EventTypes.QuotaChanged} ", StringComparison.Ordinal), TimeSpan.FromSeconds(60));
+        var vmId = Guid.NewGuid();
+        await Publish(server, new EventDraft(EventTypes.VmStateChanged, userId, vmId, new { VmId = vmId, From = "stopped", To = "running" }));
+        await cli.WaitForOutputAsync(l => l.Contains($"{EventTypes.VmStateChanged} vm={vmId} ", StringComparison.Ordinal)
+            && l.Contains("\"running\"", StringComparison.Ordinal), Soon);
+        Assert.False(cli.HasExited);
+    }
+
     private static Task Publish(LimenTestServer server, EventDraft draft) =>
         server.Services.GetRequiredService<EventOutlet>().PublishAsync(draft, CancellationToken.None);
 
