@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Limen.Features.Cluster;
+using Limen.Features.Health;
 using Limen.Features.Metrics;
 using Limen.Hosting;
 using Limen.Tests.Infrastructure;
@@ -77,6 +78,81 @@ public sealed class LeaderElectionTests(ITestOutputHelper output) : IAsyncLifeti
         output.WriteLine($"srv-b led {stopped.ElapsedMilliseconds} ms after srv-a stopped");
         Assert.True(stopped.Elapsed < LeaderElection.RetryInterval + TimeSpan.FromSeconds(2), $"{stopped.ElapsedMilliseconds} ms");
         await second.Election.StopAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task A_leader_only_loop_stands_by_without_failing_while_leadership_is_lost_and_resumes_when_it_is_back()
+    {
+        await using var elector = Elector("srv-a", database.ConnectionString);
+        var loops = new LoopHealth();
+        using var loop = new LeaderOnlyLoop(loops, elector.Election);
+        await loop.StartAsync(CancellationToken.None);
+        Assert.Equal(LoopStatuses.Standby, await StatusAsync(loops, s => s == LoopStatuses.Standby));
+        Assert.Equal(0, loop.Attempts);
+
+        await elector.Election.StartAsync(CancellationToken.None);
+        await StatusAsync(loops, s => s == LoopStatuses.Ok);
+        var firstSuccess = loops.Snapshot()[loop.Name].LastSuccessAt;
+
+        // The leader's backend killed (as by a PostgreSQL restart): the attempt under way is cancelled.
+        await Eventually.WaitAsync(() => Task.FromResult(loop.Running), TimeSpan.FromSeconds(10), "an attempt under way");
+        await database.ScalarAsync(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND classid = 19533 AND objid = 2 AND objsubid = 2");
+        var report = await ReportAsync(loops, r => r.Status == LoopStatuses.Standby);
+        Assert.Equal((0, null), (report.ConsecutiveFailures, report.Reason));
+        Assert.True(loop.Cancelled >= 1);
+
+        // Re-elected at the election's next try; the loop runs again.
+        await ReportAsync(loops, r => r.Status == LoopStatuses.Ok && r.LastSuccessAt > firstSuccess);
+        Assert.True(elector.Election.IsLeader);
+        await loop.StopAsync(CancellationToken.None);
+    }
+
+    private static async Task<string> StatusAsync(LoopHealth loops, Func<string, bool> match) =>
+        (await ReportAsync(loops, r => match(r.Status))).Status;
+
+    private static async Task<LoopReport> ReportAsync(LoopHealth loops, Func<LoopReport, bool> match)
+    {
+        LoopReport? found = null;
+        await Eventually.WaitAsync(() => Task.FromResult(loops.Snapshot().TryGetValue(LeaderOnlyLoop.LoopName, out var r) && match(found = r)),
+            TimeSpan.FromSeconds(15), "the loop's report", () => string.Join(", ", loops.Snapshot()));
+        return found!;
+    }
+
+    /// <summary>Attempts of half a second, back to back, on the leader only: leadership is lost mid-attempt.</summary>
+    private sealed class LeaderOnlyLoop(LoopHealth health, LeaderElection leadership)
+        : BackgroundLoop(health, TimeProvider.System, NullLogger.Instance, leadership)
+    {
+        public const string LoopName = "leader_only_test_loop";
+        private int attempts;
+        private int cancelled;
+        private int running;
+
+        public override string Name => LoopName;
+        public int Attempts => Volatile.Read(ref attempts);
+        public int Cancelled => Volatile.Read(ref cancelled);
+        public bool Running => Volatile.Read(ref running) == 1;
+
+        protected override TimeSpan Interval => TimeSpan.FromMilliseconds(1);
+
+        protected override async Task RunOnceAsync(CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref attempts);
+            Volatile.Write(ref running, 1);
+            try
+            {
+                await Task.Delay(500, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                Interlocked.Increment(ref cancelled);
+                throw;
+            }
+            finally
+            {
+                Volatile.Write(ref running, 0);
+            }
+        }
     }
 
     private static string Exposition(LimenMetrics metrics)

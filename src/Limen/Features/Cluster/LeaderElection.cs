@@ -113,7 +113,7 @@ public sealed partial class LeaderElection : BackgroundService
         }
         finally
         {
-            EndTerm("the server is stopping");
+            EndTerm(null);
             if (connection is not null)
             {
                 await connection.DisposeAsync();
@@ -173,7 +173,8 @@ public sealed partial class LeaderElection : BackgroundService
         LogElected(serverId);
     }
 
-    private void EndTerm(string reason)
+    /// <param name="reason">Why leadership was lost; null when the server stops and gives it up.</param>
+    private void EndTerm(string? reason)
     {
         CancellationTokenSource? ended;
         lock (gate)
@@ -192,7 +193,15 @@ public sealed partial class LeaderElection : BackgroundService
         }
 
         metrics.Leader.WithLabels(serverId).Set(0);
-        LogSteppedDown(serverId, reason);
+        if (reason is null)
+        {
+            LogReleased(serverId);
+        }
+        else
+        {
+            LogSteppedDown(serverId, reason);
+        }
+
         // Not disposed: loops may still link to its token; a cancelled source without timers holds nothing.
         ended.Cancel();
     }
@@ -202,6 +211,9 @@ public sealed partial class LeaderElection : BackgroundService
 
     [LoggerMessage(EventId = 1611, Level = LogLevel.Warning, Message = "Server {ServerId} stopped leading: {Reason}")]
     private partial void LogSteppedDown(string serverId, string reason);
+
+    [LoggerMessage(EventId = 1613, Level = LogLevel.Information, Message = "Server {ServerId} is stopping and gives up leadership")]
+    private partial void LogReleased(string serverId);
 
     [LoggerMessage(EventId = 1612, Level = LogLevel.Warning, Message = "Leader election cannot reach the database (retrying every 2 s): {Reason}")]
     private partial void LogElectionFailed(string reason);
