@@ -3,29 +3,30 @@ using Microsoft.Extensions.Options;
 namespace Limen.Hosting;
 
 /// <summary>
-/// This server's stable id: `Limen:ServerId` when set, else one generated on first start and kept
-/// in the state directory (`server-id`), so a restarted server is the same server — it closes the
-/// console sessions it relayed, and nobody else's.
+/// This server's stable id among the servers on one database: `Limen:ServerId` when set, else
+/// `&lt;host name&gt;:&lt;listen port&gt;`. Stable, so a restarted server is the same server (it closes the
+/// console sessions it relayed, and nobody else's); distinct for replicas on one machine (their
+/// ports differ) even when they share a state directory, and for replicas on different machines.
 /// </summary>
-public sealed class ServerIdentity
+public sealed class ServerIdentity(IOptions<LimenOptions> options, IConfiguration configuration)
 {
-    public ServerIdentity(IOptions<LimenOptions> options)
+    /// <summary>events.server_id and console_sessions.server_id hold at most 64 characters.</summary>
+    public const int MaxLength = 64;
+
+    public string Id { get; } = Resolve(options.Value.ServerId, configuration["urls"] ?? LimenOptions.DefaultUrls, Environment.MachineName);
+
+    public static string Resolve(string? configured, string urls, string machineName)
     {
-        var configured = options.Value.ServerId;
         if (!string.IsNullOrWhiteSpace(configured))
         {
-            Id = configured.Trim();
-            return;
+            var id = configured.Trim();
+            return id.Length <= MaxLength ? id : throw new InvalidOperationException($"Limen:ServerId must be at most {MaxLength} characters.");
         }
 
-        var path = Path.Combine(StateDirectory.Ensure(options.Value.StateDir), "server-id");
-        if (!File.Exists(path))
-        {
-            StateDirectory.WriteSecretFile(path, "srv-" + Guid.NewGuid().ToString("N")[..12]);
-        }
-
-        Id = File.ReadAllText(path).Trim();
+        var first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? LimenOptions.DefaultUrls;
+        // "http://+:80" and "http://*:80" are not URIs; only the port after the last colon matters.
+        var port = first.TrimEnd('/').Split(':')[^1];
+        var host = machineName.Length > MaxLength - 7 ? machineName[..(MaxLength - 7)] : machineName;
+        return $"{host}:{port}";
     }
-
-    public string Id { get; }
 }

@@ -168,7 +168,7 @@ public sealed class LeaderElectionTests(ITestOutputHelper output) : IAsyncLifeti
             .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:Limen"] = connectionString }).Build();
         var cluster = new ClusterDatabase(configuration);
         var metrics = new LimenMetrics();
-        var identity = new ServerIdentity(Options.Create(new LimenOptions { ServerId = serverId }));
+        var identity = new ServerIdentity(Options.Create(new LimenOptions { ServerId = serverId }), configuration);
         return new TestElector(cluster, metrics, new LeaderElection(cluster, identity, metrics, TimeProvider.System, NullLogger<LeaderElection>.Instance));
     }
 

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Limen.Data;
+using Limen.Features.Events;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -36,7 +37,7 @@ public static class AlertEndpoints
 
     /// <summary>Parsed in full and validated before anything is stored; the body size limit is the server's (413 beyond).</summary>
     private static async Task<Results<NoContent, ProblemHttpResult>> Receive(
-        HttpRequest request, LimenDbContext db, TimeProvider clock, CancellationToken cancellationToken)
+        HttpRequest request, LimenDbContext db, EventOutlet events, TimeProvider clock, CancellationToken cancellationToken)
     {
         if (!request.HasJsonContentType())
         {
@@ -69,7 +70,7 @@ public static class AlertEndpoints
             return Problems.Invalid(invalid.Field, invalid.Reason);
         }
 
-        await AlertStore.StoreAsync(db, payload, clock.GetUtcNow(), cancellationToken);
+        await AlertStore.StoreAsync(db, events, payload, clock.GetUtcNow(), cancellationToken);
         return TypedResults.NoContent();
     }
 

@@ -1,17 +1,22 @@
 using System.Text.Json;
 using Limen.Data;
+using Limen.Features.Events;
 using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Alerts;
+
+/// <summary>The data of alert.received.</summary>
+public sealed record AlertReceived(string Fingerprint, string Alertname, string Status, string? Severity, DateTimeOffset StartsAt, string Receiver);
 
 /// <summary>Upserts delivered alerts by (fingerprint, starts_at).</summary>
 public static class AlertStore
 {
     /// <summary>
     /// One transaction per delivery: all of its alerts are stored or none. The latest delivery
-    /// decides status and labels; a replay changes nothing but count and last_received_at.
+    /// decides status and labels; a replay changes nothing but count and last_received_at. Each
+    /// alert delivered is told as alert.received (admins only), committed with the rows.
     /// </summary>
-    public static async Task StoreAsync(LimenDbContext db, AlertmanagerPayload payload, DateTimeOffset now, CancellationToken cancellationToken)
+    public static async Task StoreAsync(LimenDbContext db, EventOutlet events, AlertmanagerPayload payload, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         foreach (var alert in payload.Alerts)
@@ -31,8 +36,13 @@ public static class AlertStore
                     generator_url = EXCLUDED.generator_url, last_received_at = EXCLUDED.last_received_at,
                     count = alerts.count + 1
                 """, cancellationToken);
+            alert.Labels.TryGetValue("severity", out var severity);
+            events.Stage(db, new EventDraft(EventTypes.AlertReceived, null, null,
+                new AlertReceived(alert.Fingerprint, alert.Alertname, alert.Status, severity, alert.StartsAt.ToUniversalTime(), payload.Receiver)));
         }
 
+        // The events last, just before the commit: they hold the event-order lock until it.
+        await db.SaveChangesAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 }

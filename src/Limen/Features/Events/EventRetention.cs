@@ -1,4 +1,5 @@
 using Limen.Data;
+using Limen.Features.Cluster;
 using Limen.Features.Health;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -9,7 +10,7 @@ namespace Limen.Features.Events;
 /// Deletes events older than <see cref="EventsOptions.RetentionHours"/>, once a minute. It deletes a
 /// prefix of ids (everything up to the newest expired id), so what is kept is always "every event
 /// after id X": a client that resumes before X is told <c>reset</c>, one after X misses nothing.
-/// Not leader-gated yet: on several servers each deletes, and deleting twice is harmless.
+/// With several servers it runs on the leader only.
 /// </summary>
 public sealed class EventRetention : BackgroundLoop
 {
@@ -18,8 +19,9 @@ public sealed class EventRetention : BackgroundLoop
     private readonly TimeProvider clock;
 
     public EventRetention(
-        IDbContextFactory<LimenDbContext> dbFactory, IOptions<EventsOptions> options, LoopHealth loops, TimeProvider clock, ILogger<EventRetention> logger)
-        : base(loops, clock, logger)
+        IDbContextFactory<LimenDbContext> dbFactory, IOptions<EventsOptions> options, LoopHealth loops, LeaderElection leadership, TimeProvider clock,
+        ILogger<EventRetention> logger)
+        : base(loops, clock, logger, leadership)
     {
         this.dbFactory = dbFactory;
         this.options = options;
