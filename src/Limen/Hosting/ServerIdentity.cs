@@ -4,7 +4,7 @@ namespace Limen.Hosting;
 
 /// <summary>
 /// This server's stable id among the servers on one database: `Limen:ServerId` when set, else
-/// `&lt;host name&gt;:&lt;listen port&gt;`. Stable, so a restarted server is the same server (it closes the
+/// `&lt;host name&gt;:&lt;listen port&gt;` (a fresh one per start on port 0). Stable, so a restarted server is the same server (it closes the
 /// console sessions it relayed, and nobody else's); distinct for replicas on one machine (their
 /// ports differ) even when they share a state directory, and for replicas on different machines.
 /// </summary>
@@ -26,7 +26,9 @@ public sealed class ServerIdentity(IOptions<LimenOptions> options, IConfiguratio
         var first = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? LimenOptions.DefaultUrls;
         // "http://+:80" and "http://*:80" are not URIs; only the port after the last colon matters.
         var port = first.TrimEnd('/').Split(':')[^1];
-        var host = machineName.Length > MaxLength - 7 ? machineName[..(MaxLength - 7)] : machineName;
-        return $"{host}:{port}";
+        // A port the system picks (0) is no identity: such a server (tests) is a new one at each start.
+        var instance = port == "0" ? "0-" + Guid.NewGuid().ToString("N")[..8] : port;
+        var host = machineName.Length > MaxLength - 12 ? machineName[..(MaxLength - 12)] : machineName;
+        return $"{host}:{instance}";
     }
 }

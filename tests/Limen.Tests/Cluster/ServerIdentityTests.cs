@@ -15,6 +15,15 @@ public sealed class ServerIdentityTests
         Assert.Equal(expected, ServerIdentity.Resolve(configured, urls, machine));
 
     [Fact]
+    public void A_server_on_a_port_the_system_picks_is_a_new_server_at_each_start()
+    {
+        var first = ServerIdentity.Resolve(null, "http://127.0.0.1:0", "box");
+        var second = ServerIdentity.Resolve(null, "http://127.0.0.1:0", "box");
+        Assert.StartsWith("box:0-", first, StringComparison.Ordinal);
+        Assert.NotEqual(first, second);
+    }
+
+    [Fact]
     public void A_long_host_name_is_cut_so_that_the_id_fits_its_columns()
     {
         var id = ServerIdentity.Resolve(null, "http://127.0.0.1:18443", new string('h', 100));

@@ -73,10 +73,14 @@ public sealed class EventStreamTests
     {
         await using var server = await LimenTestServer.StartAsync();
         var token = await server.AdminTokenAsync();
+        // The server's own first event (its host coming up) lands before the test's, not among them.
+        await Eventually.WaitAsync(async () => await server.Database.ScalarAsync("SELECT count(*) FROM events WHERE type = 'host.up'") > 0,
+            Soon, "the host.up of the server's start");
         var old = await PublishMany(server, 5, null);
         var kept = await PublishMany(server, 2, null);
         await server.Database.ScalarAsync($"UPDATE events SET at = now() - interval '25 hours' WHERE id <= {old[^1]} RETURNING 0");
-        Assert.Equal(5, await server.Services.GetRequiredService<EventRetention>().DeleteExpiredAsync(CancellationToken.None));
+        Assert.True(await server.Services.GetRequiredService<EventRetention>().DeleteExpiredAsync(CancellationToken.None) >= old.Count);
+        Assert.Equal(0, await server.Database.ScalarAsync($"SELECT count(*) FROM events WHERE id <= {old[^1]}"));
         Assert.Equal(kept[0], await server.Database.ScalarAsync("SELECT min(id) FROM events"));
 
         // The last deleted id is still a clean resume point; one before it is not.
