@@ -142,7 +142,7 @@ try
     var report = $"""
         # Event stream benchmark
 
-        Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, .NET {Environment.Version}; 1-minute load average {loadBefore} → {loadAfter} (other engineers' builds and tests share the machine).
+        Run {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores, .NET {Environment.Version}; 1-minute load average {loadBefore} → {loadAfter} (the bench's own 500 clients and producer share the 2 cores with both servers and PostgreSQL).
         Two `limen serve` processes (Release, test:///default libvirt) on one fresh PostgreSQL database; {options.Clients} SSE clients on loopback, {options.Clients / 2} per server, all admins (every client receives every event); the clients and the producer share the bench process.
         Events: {total} `vm.state_changed` rows, {options.Rate}/s for {options.Seconds} s, inserted by SQL into `events` (the INSERT EventOutlet makes: the triggers assign ids in commit order and NOTIFY), alternately naming server a and b. Latency: from just before the autocommitted INSERT is sent to the client having parsed the event's `id:` line. Reproduce: `bench/events`.
 
