@@ -176,7 +176,7 @@ public sealed partial class VmReconciler(
 
     /// <summary>The state a row would get from libvirt's view, without touching the row.</summary>
     private static string ObservedState(Guid id, Dictionary<Guid, DomainState> domains) =>
-        domains.TryGetValue(id, out var state) ? VmStates.FromDomain(state) : VmStates.Missing;
+        VmStates.FromObserved(domains.TryGetValue(id, out var state) ? state : null);
 
     private async Task ApplyAsync(LimenDbContext db, VmStateMachine machine, Vm vm, DomainState? observed, VmStateReason reason,
         RegisteredHost host, AuditTrail audit, CancellationToken cancellationToken)

@@ -69,7 +69,7 @@ public sealed partial class VmRecovery(
         var diskExists = File.Exists(host.DiskPath(vm.Id));
         if (observed is { } domainState && diskExists)
         {
-            var state = VmService.StateFor(domainState);
+            var state = VmStates.FromObserved(domainState);
             Record(vm, "vm.create", AuditResults.Success, "completed", new { state });
             events.Stage(db, new EventDraft(EventTypes.VmCreated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
             states.Observe(db, vm, domainState, VmStateReason.Recovery);

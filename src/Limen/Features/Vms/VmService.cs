@@ -486,9 +486,6 @@ public sealed partial class VmService(
         return domain?.GetState().State;
     }
 
-    /// <summary>What libvirt's view means for a VM's row: a vanished domain makes it missing.</summary>
-    public static string StateFor(DomainState? observed) => observed is { } state ? VmStates.FromDomain(state) : VmStates.Missing;
-
     /// <summary>Refuses a VM whose create or delete is still under way (or awaits recovery).</summary>
     private static InvalidState? PendingProblem(Vm vm) => VmStates.IsPending(vm.State) ? Busy(vm) : null;
 

@@ -42,7 +42,7 @@ public sealed class VmStateMachine(EventOutlet events, TimeProvider clock)
     /// <summary>The row follows libvirt; a vanished domain makes the VM missing (never silently deleted).</summary>
     public bool Observe(LimenDbContext db, Vm vm, DomainState? observed, VmStateReason reason)
     {
-        var state = VmService.StateFor(observed);
+        var state = VmStates.FromObserved(observed);
         return Transition(db, vm, state, reason, state switch
         {
             VmStates.Missing => "The libvirt domain no longer exists on its host.",

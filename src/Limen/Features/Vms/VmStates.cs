@@ -27,6 +27,9 @@ public static class VmStates
     /// <summary>What libvirt can show a domain as (<see cref="FromDomain"/>), or its absence: missing.</summary>
     public static readonly IReadOnlyList<string> Observable = [Running, Paused, ShuttingDown, Stopped, Error, Missing];
 
+    /// <summary>What libvirt's view means for a VM's row: a vanished domain (null) makes it missing.</summary>
+    public static string FromObserved(DomainState? observed) => observed is { } state ? FromDomain(state) : Missing;
+
     /// <summary>What libvirt's domain state means for a VM.</summary>
     public static string FromDomain(DomainState state) => state switch
     {
