@@ -108,6 +108,12 @@ public sealed class QuotaService(
         }
 
         var row = await db.UserQuotas.FirstOrDefaultAsync(q => q.UserId == userId, cancellationToken);
+        // Sending the limits in force (or none) is a 200 that writes, tells and audits nothing.
+        if (!Changes(row, request))
+        {
+            return await UserViewAsync(userId, cancellationToken);
+        }
+
         if (row is null)
         {
             row = new UserQuota { UserId = userId };
@@ -130,6 +136,11 @@ public sealed class QuotaService(
         }
 
         var row = await db.SystemQuotas.FirstOrDefaultAsync(q => q.Id == SystemQuota.SingletonId, cancellationToken);
+        if (!Changes(row, request))
+        {
+            return await SystemViewAsync(cancellationToken);
+        }
+
         if (row is null)
         {
             row = new SystemQuota { Id = SystemQuota.SingletonId };
@@ -212,6 +223,14 @@ public sealed class QuotaService(
         row.UpdatedAt = clock.GetUtcNow();
         return previous;
     }
+
+    /// <summary>Whether <paramref name="request"/> sets any override to a value the row does not hold already.</summary>
+    private static bool Changes(QuotaLimits? row, QuotaUpdateRequest request) =>
+        (request.MaxVms is { } vms && vms != row?.MaxVms)
+        || (request.MaxVcpus is { } vcpus && vcpus != row?.MaxVcpus)
+        || (request.MaxMemoryMb is { } memory && memory != row?.MaxMemoryMb)
+        || (request.MaxDiskGb is { } disk && disk != row?.MaxDiskGb)
+        || (request.MaxSnapshots is { } snapshots && snapshots != row?.MaxSnapshots);
 
     private void Apply(QuotaLimits row, QuotaUpdateRequest request)
     {
