@@ -152,6 +152,25 @@ public sealed class InputPolicyExamplesTests(HostileWorld world) : IClassFixture
     }
 
     /// <summary>
+    /// The webhook skips members it does not know (Alertmanager adds some within version 4), but a
+    /// member written twice is malformed JSON whether or not it is one we read: the CI's hostile run
+    /// once drew a doubled skipped member (EXTERNALURL) and saw it stored.
+    /// </summary>
+    [Theory]
+    [InlineData(""","EXTERNALURL":"a","EXTERNALURL":"b" """)]
+    [InlineData(""","externalURL":"http://a","externalURL":"http://b" """)]
+    [InlineData(""","novel":1,"novel":2""")]
+    public async Task A_webhook_payload_with_a_doubled_member_is_a_400_even_when_the_member_is_skipped(string doubled)
+    {
+        const string payload = """
+            {"version":"4","groupKey":"{}:{alertname=\"DoubledProbe\"}","status":"firing","receiver":"doubled",
+             "alerts":[{"status":"firing","labels":{"alertname":"DoubledProbe"},"annotations":{},"startsAt":"2026-01-01T00:00:00Z",
+             "endsAt":"0001-01-01T00:00:00Z","fingerprint":"d0ub1ed000000001"}]
+            """;
+        await RefusedAsync(world.Webhook, Json("POST", "/api/alerts/webhook", payload + doubled + "}"), field: null);
+    }
+
+    /// <summary>
     /// Kestrel refuses a target that decodes to a NUL before any middleware runs: its own bare 400,
     /// without a body or X-Request-Id (nothing of ours runs to add them; docs/api.md says so). What
     /// holds is that it is a 400, it never reaches an endpoint, and it changes nothing.

@@ -47,7 +47,9 @@ public static class AlertEndpoints
         AlertmanagerPayload? payload;
         try
         {
-            payload = await JsonSerializer.DeserializeAsync<AlertmanagerPayload>(request.Body, AlertmanagerPayload.Json, cancellationToken);
+            using var document = await JsonDocument.ParseAsync(request.Body, cancellationToken: cancellationToken);
+            payload = document.Deserialize<AlertmanagerPayload>(AlertmanagerPayload.Json);
+            AlertmanagerPayload.RefuseDoubledMembers(document.RootElement);
         }
         catch (TextInputException e)
         {

@@ -36,6 +36,40 @@ public sealed record AlertmanagerPayload(
         Converters = { new TextInputJsonConverter() },
     };
 
+    /// <summary>
+    /// The serializer's duplicate check sees only the members it maps; a doubled member it skips is
+    /// as malformed as a doubled one it reads. Thrown as the serializer would, naming the JSON path
+    /// (JsonDocument's own duplicate check names none).
+    /// </summary>
+    public static void RefuseDoubledMembers(JsonElement element, string path = "$")
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                var seen = new HashSet<string>(StringComparer.Ordinal);
+                foreach (var member in element.EnumerateObject())
+                {
+                    var memberPath = $"{path}.{member.Name}";
+                    if (!seen.Add(member.Name))
+                    {
+                        throw new JsonException($"The member '{member.Name}' appears twice.", memberPath, null, null);
+                    }
+
+                    RefuseDoubledMembers(member.Value, memberPath);
+                }
+
+                break;
+            case JsonValueKind.Array:
+                var index = 0;
+                foreach (var item in element.EnumerateArray())
+                {
+                    RefuseDoubledMembers(item, $"{path}[{index++}]");
+                }
+
+                break;
+        }
+    }
+
     /// <summary>The first rule the payload breaks, as (JSON path, reason); null when it is acceptable.</summary>
     public (string Field, string Reason)? Validate()
     {
