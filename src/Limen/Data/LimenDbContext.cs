@@ -1,9 +1,13 @@
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Data;
 
-public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : DbContext(options)
+public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : DbContext(options), IDataProtectionKeyContext
 {
+    /// <summary>The keys that protect browser session cookies and anti-forgery tokens, shared by every replica.</summary>
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
+
     public DbSet<User> Users => Set<User>();
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
     public DbSet<AuditLog> AuditLogs => Set<AuditLog>();

@@ -19,6 +19,7 @@ using Limen.Features.Vms;
 using Limen.Web;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
@@ -106,7 +107,12 @@ public static class LimenServer
         services.AddSingleton<AccessTokens>();
         services.AddScoped<RefreshTokens>();
         services.AddSingleton<LoginThrottle>();
+        services.AddScoped<CredentialCheck>();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
+
+        // Browser session cookies and anti-forgery tokens must open on every replica and survive a
+        // restart: the key ring lives in the database, not in one server's state directory.
+        services.AddDataProtection().SetApplicationName("limen").PersistKeysToDbContext<LimenDbContext>();
 
         services.AddProblemDetails(problems => problems.CustomizeProblemDetails = Problems.Customize);
         services.AddExceptionHandler<ProblemExceptionHandler>();

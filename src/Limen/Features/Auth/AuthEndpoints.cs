@@ -33,47 +33,25 @@ public static class AuthEndpoints
     }
 
     private static async Task<Results<Ok<TokenResponse>, ProblemHttpResult>> Login(
-        LoginRequest request, HttpContext http, LimenDbContext db, LoginThrottle throttle, IPasswordHasher<User> hasher,
-        AccessTokens accessTokens, RefreshTokens refreshTokens, LimenMetrics metrics, AuditTrail audit, CancellationToken cancellationToken)
+        LoginRequest request, HttpContext http, CredentialCheck credentials, AccessTokens accessTokens, RefreshTokens refreshTokens,
+        CancellationToken cancellationToken)
     {
-        var username = request.Username.Trim().ToLowerInvariant();
         var clientIp = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        // Usernames that cannot exist are not looked up, but are answered exactly like wrong passwords.
-        var auditName = AccountRules.UsernameProblem(username) is null ? username : null;
-
-        if (throttle.TryAdmit(clientIp, username) is { } retryAfter)
+        var outcome = await credentials.CheckAsync(request.Username, request.Password, clientIp, cancellationToken);
+        if (outcome.RetryAfter is { } retryAfter)
         {
-            metrics.AuthFailures.WithLabels(AuthFailureReasons.RateLimited).Inc();
-            await audit.RecordAsync(new AuditEvent("auth.login", AuditResults.Denied, "user", auditName,
-                ErrorCode: AuthFailureReasons.RateLimited, Username: auditName), cancellationToken);
             http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Problems.Create(429, Problems.RateLimited, "Too many login attempts",
                 "Too many login attempts from this client or for this account; wait and try again.");
         }
 
-        var user = auditName is null ? null : await db.Users.FirstOrDefaultAsync(u => u.Username == username, cancellationToken);
-        var verdict = PasswordVerifier.Verify(hasher, user, request.Password);
-        var failure = verdict == PasswordVerificationResult.Failed ? AuthFailureReasons.InvalidCredentials
-            : user!.Disabled ? AuthFailureReasons.Disabled
-            : null;
-        if (failure is not null)
+        if (outcome.User is not { } user)
         {
-            metrics.AuthFailures.WithLabels(failure).Inc();
-            await audit.RecordAsync(new AuditEvent("auth.login", AuditResults.Failure, "user", user?.Id.ToString() ?? auditName,
-                ErrorCode: failure, UserId: user?.Id, Username: auditName), cancellationToken);
             return Problems.Unauthenticated("Invalid username or password.");
         }
 
-        if (verdict == PasswordVerificationResult.SuccessRehashNeeded)
-        {
-            user!.PasswordHash = hasher.HashPassword(user, request.Password);
-            await db.SaveChangesAsync(cancellationToken);
-        }
-
-        var refresh = await refreshTokens.IssueAsync(user!.Id, familyId: null, cancellationToken);
+        var refresh = await refreshTokens.IssueAsync(user.Id, familyId: null, cancellationToken);
         SetRefreshCookie(http, refresh, refreshTokens.Lifetime);
-        await audit.RecordAsync(new AuditEvent("auth.login", AuditResults.Success, "user", user.Id.ToString(),
-            UserId: user.Id, Username: user.Username), cancellationToken);
         return TypedResults.Ok(new TokenResponse(accessTokens.Issue(user), accessTokens.LifetimeSeconds, "Bearer"));
     }
 
