@@ -45,9 +45,10 @@ fi
 
 cat >&2 <<MSG
 
-  Limen is running at $url  (API reference: $url/api/docs)
+  Limen is running at $url  — open it in a browser and sign in.
   Admin login:  username admin   password $LIMEN_ADMIN_PASSWORD
   (the initial password; change it with POST /api/auth/me/password)
+  API reference: $url/api/docs
   State directory: $LIMEN_STATE_DIR      Stop with Ctrl+C.
 
 MSG
