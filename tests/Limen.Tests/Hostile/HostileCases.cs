@@ -119,7 +119,41 @@ public static class HostileCases
         Route("DELETE /api/admin/users/{id:guid}/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("DELETE /api/admin/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
+
+        // The web UI's form posts (every @page answers POST).
+        Form("POST /signin", w => w.Anonymous, "/signin", "signin", "Form.Username", "Form.Password", "Form.Return"),
+        Form("POST /signout", w => w.User, "/signout", "signout"),
+        Form("POST /", w => w.User, "/", "probe"),
     ];
+
+    /// <summary>
+    /// A page's form post as another site (or a replay) would send it: the page's fields with any
+    /// text, and no anti-forgery token or a forged one. Every such post
+    /// is a 400 antiforgery-failed problem before the page's handler runs, whatever the fields say.
+    /// </summary>
+    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, string path, string formName, params string[] fields) =>
+        new(key, caller, (w, e) =>
+        {
+            var token = Gen.OneOf(
+                Gen.Const(new Hostile("form post without an anti-forgery token", "", true)),
+                Gen.String[Gen.Char.AlphaNumeric, 1, 200].Select(t => new Hostile("form post with a forged anti-forgery token", "__RequestVerificationToken=" + t, true)));
+            var values = Gen.String[Gen.Char[' ', '~'], 0, 300].Array[fields.Length];
+            return Gen.Select(token, values, Gen.Bool).Select((t, v, named) =>
+            {
+                var pairs = fields.Zip(v, (f, value) => $"{Uri.EscapeDataString(f)}={Uri.EscapeDataString(value)}").ToList();
+                if (t.Value.Length > 0)
+                {
+                    pairs.Add(t.Value);
+                }
+
+                if (named)
+                {
+                    pairs.Add("_handler=" + formName);
+                }
+
+                return new HostileCase(new HostileRequest("POST", path, Encoding.UTF8.GetBytes(string.Join("&", pairs)), "application/x-www-form-urlencoded"), [t]);
+            });
+        });
 
     private static EndpointRecipe Body(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, params BodyField[] fields) =>
         Body(key, caller, path, strictMembers: true, fields: fields);
