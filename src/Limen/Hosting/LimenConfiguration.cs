@@ -4,7 +4,7 @@ namespace Limen.Hosting;
 
 /// <summary>
 /// The short environment names operators expect (LIMEN_URLS, LIMEN_STATE_DIR, LIMEN_ADMIN_PASSWORD,
-/// DATABASE_URL) mapped onto configuration keys. They win over appsettings and Limen__… variables;
+/// LIMEN_LOG_FORMAT, DATABASE_URL) mapped onto configuration keys. They win over appsettings and Limen__… variables;
 /// explicit command-line options win over them.
 /// </summary>
 public static class LimenConfiguration
@@ -15,6 +15,7 @@ public static class LimenConfiguration
         ("LIMEN_STATE_DIR", "Limen:StateDir"),
         ("LIMEN_ADMIN_PASSWORD", "Limen:AdminPassword"),
         ("DATABASE_URL", "DATABASE_URL"),
+        ("LIMEN_LOG_FORMAT", "Limen:LogFormat"),
     ];
 
     public static IConfigurationBuilder AddLimenSources(this IConfigurationBuilder config, IDictionary<string, string?> overrides)

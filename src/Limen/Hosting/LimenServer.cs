@@ -18,6 +18,7 @@ using Limen.Features.Registration;
 using Limen.Features.Settings;
 using Limen.Features.Snapshots;
 using Limen.Features.Vms;
+using Limen.Ui;
 using Limen.Web;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
@@ -43,24 +44,45 @@ public static class LimenServer
     /// <param name="configureServices">Last word on DI (tests swap the clock).</param>
     public static WebApplication Build(IDictionary<string, string?> overrides, Action<IServiceCollection>? configureServices = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        // The application is limen whichever process hosts it (the tests' is testhost): its static
+        // web assets manifest and its key ring are found by this name.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            ApplicationName = typeof(LimenServer).Assembly.GetName().Name,
+        });
         builder.Configuration.AddLimenSources(overrides);
         var options = builder.Configuration.GetLimenOptions();
         StateDirectory.Ensure(options.StateDir);
 
         builder.WebHost.UseUrls(builder.Configuration["urls"] ?? LimenOptions.DefaultUrls);
+        // The UI's files come from the build's static web assets manifest when run from a build
+        // output (./run.sh, the tests), from wwwroot when published; without a manifest this is a no-op.
+        builder.WebHost.UseStaticWebAssets();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
         });
         builder.Logging.ClearProviders();
-        builder.Logging.AddJsonConsole(json =>
+        if (options.ReadableLog(outputIsTerminal: !Console.IsOutputRedirected))
         {
-            json.IncludeScopes = true;
-            json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
-            json.UseUtcTimestamp = true;
-        });
+            builder.Logging.AddSimpleConsole(text =>
+            {
+                text.SingleLine = true;
+                text.TimestampFormat = "HH:mm:ss ";
+                text.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            builder.Logging.AddJsonConsole(json =>
+            {
+                json.IncludeScopes = true;
+                json.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                json.UseUtcTimestamp = true;
+            });
+        }
 
         builder.Services.AddLimenCore(builder.Configuration, DatabaseApplicationName);
         builder.Services.AddLimenWeb(options);
@@ -74,6 +96,7 @@ public static class LimenServer
         builder.Services.AddBackupMetrics();
         builder.Services.AddConsole(builder.Configuration);
         builder.Services.AddEvents(builder.Configuration);
+        builder.Services.AddUi();
         configureServices?.Invoke(builder.Services);
 
         var app = builder.Build();
@@ -124,7 +147,7 @@ public static class LimenServer
         services.Configure<RouteHandlerOptions>(route => route.ThrowOnBadRequest = true);
         services.ConfigureHttpJsonOptions(json => ConfigureJson(json.SerializerOptions));
 
-        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
+        services.AddAuthentication(BrowserSession.TokenOrCookie).AddJwtBearer().AddBrowserSession();
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme)
             .Configure<AccessTokens>((jwt, tokens) =>
             {
@@ -180,6 +203,7 @@ public static class LimenServer
         }
 
         app.UseRequestIdHeader();
+        app.UseUiHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseMiddleware<QueryTextMiddleware>();
@@ -188,6 +212,9 @@ public static class LimenServer
         app.UseMiddleware<HttpMetricsMiddleware>();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.Use(BrowserSession.RequireAntiforgeryForCookieApiCalls);
+        app.UseAntiforgery();
+        app.Use(BrowserSession.RequireAntiforgeryForForms);
     }
 
     private static void MapLimenEndpoints(this WebApplication app)
@@ -210,6 +237,7 @@ public static class LimenServer
         api.MapSnapshots();
         api.MapConsole();
         api.MapEvents();
+        app.MapUi();
         app.MapOpenApi("/api/openapi/{documentName}.json").AllowAnonymous();
         app.MapScalarApiReference("/api/docs", scalar => scalar.WithOpenApiRoutePattern("/api/openapi/{documentName}.json")).AllowAnonymous();
     }

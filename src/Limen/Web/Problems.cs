@@ -14,6 +14,7 @@ public static class Problems
     public const string MalformedRequest = Prefix + "malformed-request";
     public const string Unauthorized = Prefix + "unauthorized";
     public const string Forbidden = Prefix + "forbidden";
+    public const string AntiforgeryFailed = Prefix + "antiforgery-failed";
     public const string NotFound = Prefix + "not-found";
     public const string MethodNotAllowed = Prefix + "method-not-allowed";
     public const string Conflict = Prefix + "conflict";

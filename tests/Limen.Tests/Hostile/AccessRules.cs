@@ -20,6 +20,27 @@ public enum Access
 
     /// <summary>The console WebSocket: a one-time ticket is the credential (probed by its own rules).</summary>
     ConsoleTicket,
+
+    /// <summary>A UI page anybody may open (sign-in): 200 HTML for everybody.</summary>
+    PublicPage,
+
+    /// <summary>A UI page for signed-in users: anonymous callers land on the sign-in page with a way back; each sees only their own part.</summary>
+    Page,
+
+    /// <summary>A UI page for admins: anonymous callers land on the sign-in page, users get 403.</summary>
+    AdminPage,
+
+    /// <summary>
+    /// A UI page's form post: without the page's anti-forgery token it is a 400 for everybody who
+    /// may open the page and changes nothing; anonymous callers of a signed-in page are sent to sign in.
+    /// </summary>
+    Form,
+
+    /// <summary>The form post of a <see cref="PublicPage"/>: a 400 for everybody without the token.</summary>
+    PublicForm,
+
+    /// <summary>A bundled static file (the build's static web assets, fingerprinted): the same bytes for everybody.</summary>
+    StaticFile,
 }
 
 /// <summary>
@@ -37,6 +58,10 @@ public sealed record AccessRule(
 
 public static class AccessRules
 {
+    /// <summary>A form post as a browser sends it, without the page's anti-forgery token.</summary>
+    public const string FormPost = "_handler=probe&name=mx-{p}";
+    public const string FormType = "application/x-www-form-urlencoded";
+
     private const string CreateVm = """{"name":"mx-{p}","vcpus":1,"memory_mb":128,"disk_gb":1,"image_id":"{image}"}""";
 
     private const string AlertPayload = """
@@ -118,7 +143,27 @@ public static class AccessRules
         new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
 
         new("* /vnc/{id:guid}", Access.ConsoleTicket, 101),
+
+        // The web UI (src/Limen/Ui). Every page also answers POST: its forms post back to it.
+        new("GET /signin", Access.PublicPage, 200),
+        new("POST /signin", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /signout", Access.PublicPage, 200),
+        new("POST /signout", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /", Access.Page, 200),
+        new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
+        new("GET /_framework/opaque-redirect", Access.Public, 400),
+        new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),
+        new("HEAD {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),
     ];
 
-    public static AccessRule? Find(string key) => All.FirstOrDefault(r => r.Key == key);
+    /// <summary>
+    /// The rule for <paramref name="key"/>; the build's static web assets (routes without a leading
+    /// slash, renamed whenever their content changes) are all <see cref="Access.StaticFile"/>.
+    /// </summary>
+    public static AccessRule? Find(string key) =>
+        All.FirstOrDefault(r => r.Key == key)
+        ?? (key.Split(' ', 2) is [("GET" or "HEAD"), var pattern] && !pattern.StartsWith('/') && !pattern.Contains('{', StringComparison.Ordinal)
+            ? new AccessRule(key, Access.StaticFile, 200)
+            : null);
 }

@@ -81,6 +81,45 @@ public sealed class AuthorizationMatrixTests(HostileWorld world) : IClassFixture
 
                     await PermittedAsync(endpoint, rule, world.Webhook, failures);
                     break;
+                case Access.PublicPage:
+                case Access.StaticFile:
+                    foreach (var principal in new[] { world.Anonymous, world.User, world.Other, world.Admin })
+                    {
+                        await PermittedAsync(endpoint, rule, principal, failures);
+                    }
+
+                    break;
+                case Access.Page:
+                    await SentToSignInAsync(endpoint, rule, failures);
+                    foreach (var principal in new[] { world.User, world.Other, world.Admin })
+                    {
+                        await PermittedAsync(endpoint, rule, principal, failures);
+                    }
+
+                    break;
+                case Access.AdminPage:
+                    await SentToSignInAsync(endpoint, rule, failures);
+                    await RefusedAsync(endpoint, rule, world.User, 403, Problems.Forbidden, failures);
+                    await RefusedAsync(endpoint, rule, world.Other, 403, Problems.Forbidden, failures);
+                    await PermittedAsync(endpoint, rule, world.Admin, failures);
+                    break;
+                case Access.Form:
+                case Access.PublicForm:
+                    if (rule.Access == Access.Form)
+                    {
+                        await SentToSignInAsync(endpoint, rule, failures);
+                    }
+                    else
+                    {
+                        await RefusedAsync(endpoint, rule, world.Anonymous, 400, Problems.AntiforgeryFailed, failures);
+                    }
+
+                    foreach (var principal in new[] { world.User, world.Other, world.Admin })
+                    {
+                        await RefusedAsync(endpoint, rule, principal, 400, Problems.AntiforgeryFailed, failures);
+                    }
+
+                    break;
                 default:
                     failures.Add($"{endpoint.Key}: no expectation for {rule.Access}");
                     break;
@@ -136,6 +175,28 @@ public sealed class AuthorizationMatrixTests(HostileWorld world) : IClassFixture
 
         problems.AddRange(changes.Select(c => "changed " + c));
         problems.AddRange(Leaks(principal, exchange));
+        if (problems.Count > 0)
+        {
+            failures.Add($"{endpoint.Key}: {string.Join(", ", problems)}: {exchange}");
+        }
+    }
+
+    /// <summary>A page opened without signing in: the sign-in page, with the way back to the page, and nothing changed.</summary>
+    private async Task SentToSignInAsync(ApiEndpoint endpoint, AccessRule rule, List<string> failures)
+    {
+        var request = await ProbeAsync(endpoint, rule, world.Anonymous, Objects.Shared);
+        var before = await world.CaptureAsync();
+        var exchange = await Exchange.SendAsync(world.Anonymous, request);
+        var changes = (await world.CaptureAsync()).ChangesSince(before);
+        var problems = exchange.ContractViolations().ToList();
+        var expected = "/signin?return=" + Uri.EscapeDataString(request.PathAndQuery);
+        if (exchange.Status != 200 || exchange.Landed != expected)
+        {
+            problems.Insert(0, $"expected the sign-in page at {expected}, landed on {exchange.Landed ?? "the page itself"} with {exchange.Status}");
+        }
+
+        problems.AddRange(changes.Select(c => "changed " + c));
+        problems.AddRange(Leaks(world.Anonymous, exchange));
         if (problems.Count > 0)
         {
             failures.Add($"{endpoint.Key}: {string.Join(", ", problems)}: {exchange}");

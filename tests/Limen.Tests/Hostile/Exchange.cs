@@ -51,19 +51,24 @@ public sealed record HostileRequest(string Method, string PathAndQuery, byte[]? 
 }
 
 /// <summary>One request and its response, reduced to what the contract checks read.</summary>
-public sealed partial record Exchange(string Principal, HostileRequest Request, int Status, string? MediaType, string? RequestIdHeader, string Body)
+/// <param name="Landed">Where redirects ended (path and query), when the answer came from another URL than the request's.</param>
+public sealed partial record Exchange(string Principal, HostileRequest Request, int Status, string? MediaType, string? RequestIdHeader, string Body, string? Landed = null)
 {
     private static readonly JsonSerializerOptions PrintJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static async Task<Exchange> SendAsync(Principal principal, HostileRequest request)
     {
         using var message = request.ToMessage();
+        // The client follows redirects and rewrites the message's URI as it goes.
+        var asked = message.RequestUri?.ToString();
         using var response = await principal.Client.SendAsync(message, HttpCompletionOption.ResponseHeadersRead);
         var body = response.Content.Headers.ContentType?.MediaType == "text/event-stream"
             ? await ReadStreamAsync(response)
             : await response.Content.ReadAsStringAsync();
         var requestId = response.Headers.TryGetValues("X-Request-Id", out var values) ? string.Join(",", values) : null;
-        return new Exchange(principal.Name, request, (int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, requestId, body);
+        var landed = response.RequestMessage?.RequestUri;
+        return new Exchange(principal.Name, request, (int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, requestId, body,
+            landed is null || landed.ToString() == asked || landed.PathAndQuery == asked ? null : landed.PathAndQuery);
     }
 
     /// <summary>
