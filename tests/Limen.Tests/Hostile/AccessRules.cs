@@ -39,6 +39,12 @@ public enum Access
     /// <summary>The form post of a <see cref="PublicPage"/>: a 400 for everybody without the token.</summary>
     PublicForm,
 
+    /// <summary>
+    /// The form post of an <see cref="AdminPage"/>: anonymous callers are sent to sign in, users get
+    /// 403 before any token is looked at, an admin without the token a 400; nothing changes.
+    /// </summary>
+    AdminForm,
+
     /// <summary>A bundled static file (the build's static web assets, fingerprinted): the same bytes for everybody.</summary>
     StaticFile,
 }
@@ -149,6 +155,10 @@ public static class AccessRules
         new("POST /signin", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /signout", Access.PublicPage, 200),
         new("POST /signout", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /register", Access.PublicPage, 200),
+        new("POST /register", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/registrations", Access.AdminPage, 200),
+        new("POST /admin/registrations", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /", Access.Page, 200),
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
