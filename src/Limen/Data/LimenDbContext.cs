@@ -23,6 +23,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<ConsoleTicket> ConsoleTickets => Set<ConsoleTicket>();
     public DbSet<ConsoleSession> ConsoleSessions => Set<ConsoleSession>();
     public DbSet<LimenEvent> Events => Set<LimenEvent>();
+    public DbSet<SystemSettings> SystemSettings => Set<SystemSettings>();
 
     /// <summary>
     /// Saves staged events after every other change, in the same transaction. The insert of an event
@@ -78,6 +79,14 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             user.HasIndex(u => u.Username).IsUnique();
             user.Property(u => u.Username).HasMaxLength(32);
             user.Property(u => u.Role).HasMaxLength(16);
+            // The admins' list of registrations waiting for approval, oldest first.
+            user.HasIndex(u => u.CreatedAt).HasFilter("pending");
+        });
+
+        modelBuilder.Entity<SystemSettings>(settings =>
+        {
+            settings.ToTable("system_settings");
+            settings.Property(s => s.Id).ValueGeneratedNever();
         });
 
         modelBuilder.Entity<RefreshToken>(token =>

@@ -14,6 +14,8 @@ using Limen.Features.Images;
 using Limen.Features.RemoteConsole;
 using Limen.Features.Users;
 using Limen.Features.Quotas;
+using Limen.Features.Registration;
+using Limen.Features.Settings;
 using Limen.Features.Snapshots;
 using Limen.Features.Vms;
 using Limen.Ui;
@@ -131,6 +133,8 @@ public static class LimenServer
         services.AddScoped<RefreshTokens>();
         services.AddSingleton<LoginThrottle>();
         services.AddScoped<CredentialCheck>();
+        services.AddScoped<SettingsService>();
+        services.AddScoped<RegistrationService>();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
 
         // Browser session cookies and anti-forgery tokens must open on every replica and survive a
@@ -222,6 +226,8 @@ public static class LimenServer
         api.MapMetrics();
         api.MapAuth();
         api.MapUsers();
+        api.MapRegistration();
+        api.MapSettings();
         api.MapAudit();
         api.MapAgentProxy();
         api.MapAlerts();

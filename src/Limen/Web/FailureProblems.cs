@@ -28,6 +28,10 @@ public static class FailureProblems
         OperationFailed f => Problems.Create(409, Problems.VmOperationFailed, f.Title, f.Detail, f.State is null ? null : State(f.State)),
         RolledBack f => Problems.Create(500, Problems.VmOperationFailed, f.Title, f.Detail),
         InsufficientStorage f => Problems.DiskFull(f.What),
+        RegistrationClosed => Problems.Create(403, Problems.RegistrationClosed, "Registration closed",
+            "This server does not take registrations; ask an administrator for an account."),
+        // The endpoint sets Retry-After (Problems.SetRetryAfter): a problem result carries no headers.
+        Throttled => Problems.Create(429, Problems.RateLimited, "Too many attempts", "Too many attempts from this client; wait and try again."),
         _ => throw new ArgumentOutOfRangeException(nameof(failure), failure, "A failure without an HTTP mapping."),
     };
 

@@ -30,6 +30,8 @@ public static class Problems
     public const string InvalidState = Prefix + "invalid-state";
     public const string QuotaExceeded = Prefix + "quota-exceeded";
     public const string InsufficientStorage = Prefix + "insufficient-storage";
+    public const string RegistrationClosed = Prefix + "registration-closed";
+    public const string PendingApproval = Prefix + "pending-approval";
 
     public static string ForStatus(int status) => status switch
     {
@@ -67,6 +69,10 @@ public static class Problems
 
     public static ProblemHttpResult Unauthenticated(string detail) =>
         Create(401, Unauthorized, "Unauthorized", detail);
+
+    /// <summary>Retry-After in whole seconds (at least 1), for a 429.</summary>
+    public static void SetRetryAfter(HttpResponse response, TimeSpan retryAfter) =>
+        response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Fills in type and request id on every problem, including those the framework writes itself.</summary>
     public static void Customize(ProblemDetailsContext context)

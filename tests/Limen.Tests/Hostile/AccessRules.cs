@@ -39,6 +39,12 @@ public enum Access
     /// <summary>The form post of a <see cref="PublicPage"/>: a 400 for everybody without the token.</summary>
     PublicForm,
 
+    /// <summary>
+    /// The form post of an <see cref="AdminPage"/>: anonymous callers are sent to sign in, users get
+    /// 403 before any token is looked at, an admin without the token a 400; nothing changes.
+    /// </summary>
+    AdminForm,
+
     /// <summary>A bundled static file (the build's static web assets, fingerprinted): the same bytes for everybody.</summary>
     StaticFile,
 }
@@ -87,6 +93,8 @@ public static class AccessRules
         new("POST /api/auth/login", Access.Public, 200, Body: """{"username":"h-victim","password":"correct horse battery"}"""),
         new("POST /api/auth/refresh", Access.Public, 401),
         new("POST /api/auth/logout", Access.Public, 204),
+        // The world has registration open: each principal registers an account of its own, all pending.
+        new("POST /api/auth/register", Access.Public, 202, Body: """{"username":"mx-r-{p}","password":"correct horse battery"}"""),
 
         new("GET /api/auth/me", Access.Authenticated, 200),
         new("POST /api/auth/me/password", Access.Authenticated, 403, Body: """{"current_password":"not the password","new_password":"another long password"}"""),
@@ -130,6 +138,12 @@ public static class AccessRules
         new("POST /api/admin/images/upload", Access.Admin, 201, Query: "?name=mx-{p}&kind=disk", Body: "sixteen raw byte", ContentType: "application/octet-stream"),
         new("DELETE /api/admin/images/{id:guid}", Access.Admin, 204, Fresh: true),
         new("GET /api/alerts/", Access.Admin, 200),
+        new("GET /api/admin/registrations/", Access.Admin, 200),
+        new("POST /api/admin/registrations/{id:guid}/approve", Access.Admin, 200, Fresh: true),
+        new("POST /api/admin/registrations/{id:guid}/reject", Access.Admin, 204, Fresh: true),
+        new("GET /api/admin/settings", Access.Admin, 200),
+        // Open already (the world's setting): a 200 that changes nothing.
+        new("PUT /api/admin/settings", Access.Admin, 200, Body: """{"registration_open":true}"""),
         new("DELETE /api/console/sessions/{sid:guid}", Access.Admin, 204, Fresh: true),
 
         new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
@@ -141,6 +155,10 @@ public static class AccessRules
         new("POST /signin", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /signout", Access.PublicPage, 200),
         new("POST /signout", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /register", Access.PublicPage, 200),
+        new("POST /register", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/registrations", Access.AdminPage, 200),
+        new("POST /admin/registrations", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /", Access.Page, 200),
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.

@@ -23,7 +23,7 @@ public sealed class HostileQueryTests(HostileWorld world) : IClassFixture<Hostil
     public const int CasesPerParameter = 200;
 
     /// <summary>The GET endpoints that take query parameters; checked against the endpoint table below.</summary>
-    public static readonly string[] QueriedKeys = ["GET /api/admin/users/", "GET /api/alerts/", "GET /api/audit", "GET /api/console/sessions/", "GET /api/events", "GET /api/vms/", "* /vnc/{id:guid}"];
+    public static readonly string[] QueriedKeys = ["GET /api/admin/registrations/", "GET /api/admin/users/", "GET /api/alerts/", "GET /api/audit", "GET /api/console/sessions/", "GET /api/events", "GET /api/vms/", "* /vnc/{id:guid}"];
 
     public static TheoryData<string> Queried => new(QueriedKeys);
 

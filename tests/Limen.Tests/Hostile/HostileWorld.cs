@@ -25,7 +25,8 @@ public sealed record Principal(string Name, HttpClient Client, Guid? Id)
 /// <summary>
 /// One server on libvirt's test driver with a small world in it: "user" owns a VM (with a
 /// snapshot and a console-session record) on a registered image, "other" owns the same, and
-/// "victim" is a plain account for the admin endpoints to aim at. Its domains carry a prefix of
+/// "victim" is a plain account for the admin endpoints to aim at. Registration is open, and
+/// "h-pending" waits for approval. Its domains carry a prefix of
 /// their own, so the world's libvirt state can be compared without looking at other tests' domains.
 /// </summary>
 public sealed class HostileWorld : IAsyncLifetime
@@ -45,6 +46,7 @@ public sealed class HostileWorld : IAsyncLifetime
     public Principal Admin { get; private set; } = null!;
     public Principal Webhook { get; private set; } = null!;
     public Guid VictimId { get; private set; }
+    public Guid PendingId { get; private set; }
 
     public Guid ImageId { get; private set; }
     public Guid VmId { get; private set; }
@@ -87,6 +89,8 @@ public sealed class HostileWorld : IAsyncLifetime
         Webhook = new Principal("webhook", Server.Client(WebhookToken), null);
 
         await ResetQuotasAsync();
+        await OpenRegistrationAsync();
+        PendingId = await RegisterAsync("h-pending");
         ImageId = await VmTestKit.RegisterBlankImageAsync(Server, "hostile-disk");
         VmId = (await VmTestKit.CreateVmAsync(User.Client, ImageId, VmName)).GetProperty("id").GetGuid();
         SnapshotId = await SnapshotAsync(User, VmId, SnapshotName);
@@ -158,6 +162,7 @@ public sealed class HostileWorld : IAsyncLifetime
                 id = kind switch
                 {
                     "vm" => VmId, "snapshot" => SnapshotId, "user" => User.Id!.Value, "image" => ImageId, "session" => SessionId,
+                    "registration" => PendingId,
                     _ => throw new InvalidOperationException(kind),
                 };
             }
@@ -172,6 +177,7 @@ public sealed class HostileWorld : IAsyncLifetime
                     "user" => (await Server.CreateUserAsync(name)).Id,
                     "image" => await VmTestKit.RegisterBlankImageAsync(Server, name),
                     "session" => await ConsoleSessionAsync(User.Id!.Value, VmId, ended: false),
+                    "registration" => await RegisterAsync(name),
                     _ => throw new InvalidOperationException(kind),
                 };
             }
@@ -191,6 +197,7 @@ public sealed class HostileWorld : IAsyncLifetime
         ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) => "user",
         ("id", var p) when p.StartsWith("/api/admin/images/", StringComparison.Ordinal) => "image",
         ("sid", var p) when p.StartsWith("/api/console/sessions/", StringComparison.Ordinal) => "session",
+        ("id", var p) when p.StartsWith("/api/admin/registrations/", StringComparison.Ordinal) => "registration",
         _ => null,
     };
 
@@ -203,6 +210,7 @@ public sealed class HostileWorld : IAsyncLifetime
     public async Task ResetAsync()
     {
         await ResetQuotasAsync();
+        await OpenRegistrationAsync();
         using var response = await User.Client.GetAsync($"/api/vms/{VmId}");
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"resetting the world: user's VM answers {(int)response.StatusCode} {text}");
@@ -241,6 +249,17 @@ public sealed class HostileWorld : IAsyncLifetime
             await Expect(Admin.Client.PutAsJsonAsync($"/api/admin/users/{id}/quota",
                 new { max_vms = 100, max_vcpus = 1000, max_memory_mb = 1_000_000, max_disk_gb = 100_000, max_snapshots = 100 }));
         }
+    }
+
+    private Task OpenRegistrationAsync() => Expect(Admin.Client.PutAsJsonAsync("/api/admin/settings", new { registration_open = true }));
+
+    /// <summary>A pending account, registered as anybody would.</summary>
+    public async Task<Guid> RegisterAsync(string username)
+    {
+        var response = await Anonymous.Client.PostAsJsonAsync("/api/auth/register", new { username, password = "correct horse battery" });
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == System.Net.HttpStatusCode.Accepted, body);
+        return JsonDocument.Parse(body).RootElement.GetProperty("id").GetGuid();
     }
 
     private static async Task Expect(Task<HttpResponseMessage> call)

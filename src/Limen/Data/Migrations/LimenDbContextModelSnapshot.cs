@@ -540,6 +540,26 @@ namespace Limen.Data.Migrations
                     b.ToTable("system_quota", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.SystemSettings", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("integer")
+                        .HasColumnName("id");
+
+                    b.Property<bool>("RegistrationOpen")
+                        .HasColumnType("boolean")
+                        .HasColumnName("registration_open");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_system_settings");
+
+                    b.ToTable("system_settings", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.User", b =>
                 {
                     b.Property<Guid>("Id")
@@ -560,6 +580,10 @@ namespace Limen.Data.Migrations
                         .HasColumnType("text")
                         .HasColumnName("password_hash");
 
+                    b.Property<bool>("Pending")
+                        .HasColumnType("boolean")
+                        .HasColumnName("pending");
+
                     b.Property<string>("Role")
                         .IsRequired()
                         .HasMaxLength(16)
@@ -578,6 +602,10 @@ namespace Limen.Data.Migrations
 
                     b.HasKey("Id")
                         .HasName("pk_users");
+
+                    b.HasIndex("CreatedAt")
+                        .HasDatabaseName("ix_users_created_at")
+                        .HasFilter("pending");
 
                     b.HasIndex("Username")
                         .IsUnique()

@@ -1,6 +1,7 @@
 using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Metrics;
+using Limen.Features.Registration;
 using Limen.Features.Users;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -40,9 +41,14 @@ public static class AuthEndpoints
         var outcome = await credentials.CheckAsync(request.Username, request.Password, clientIp, cancellationToken);
         if (outcome.RetryAfter is { } retryAfter)
         {
-            http.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retryAfter.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            Problems.SetRetryAfter(http.Response, retryAfter);
             return Problems.Create(429, Problems.RateLimited, "Too many login attempts",
                 "Too many login attempts from this client or for this account; wait and try again.");
+        }
+
+        if (outcome.Failure == AuthFailureReasons.Pending)
+        {
+            return Problems.Create(403, Problems.PendingApproval, "Pending approval", Registrations.PendingMessage);
         }
 
         if (outcome.User is not { } user)

@@ -39,6 +39,8 @@ public sealed class CredentialCheck(
         var verdict = PasswordVerifier.Verify(hasher, user, password);
         var failure = verdict == PasswordVerificationResult.Failed ? AuthFailureReasons.InvalidCredentials
             : user!.Disabled ? AuthFailureReasons.Disabled
+            // Only after the password proved right: nobody learns that an account waits for approval without it.
+            : user.Pending ? AuthFailureReasons.Pending
             : null;
         if (failure is not null)
         {

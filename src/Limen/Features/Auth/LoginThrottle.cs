@@ -6,7 +6,8 @@ namespace Limen.Features.Auth;
 
 /// <summary>
 /// Login attempts per client IP and per username, each in a one-minute fixed window. Both must
-/// admit an attempt; the refusal carries how long to wait (Retry-After).
+/// admit an attempt; the refusal carries how long to wait (Retry-After). Registrations count
+/// against the client IP's window too.
 /// </summary>
 public sealed class LoginThrottle : IDisposable
 {
@@ -20,9 +21,19 @@ public sealed class LoginThrottle : IDisposable
     }
 
     /// <returns>null when admitted, else the time to wait.</returns>
-    public TimeSpan? TryAdmit(string clientIp, string username)
+    public TimeSpan? TryAdmit(string clientIp, string username) =>
+        TryAcquire((byIp, clientIp), (byUsername, username.ToLowerInvariant()));
+
+    /// <summary>
+    /// An attempt that names no existing account (a registration): it takes from the client's
+    /// budget, which it shares with logins, and from no username's, so registering a name never
+    /// locks its owner out.
+    /// </summary>
+    public TimeSpan? TryAdmitClient(string clientIp) => TryAcquire((byIp, clientIp));
+
+    private static TimeSpan? TryAcquire(params (PartitionedRateLimiter<string> Limiter, string Key)[] buckets)
     {
-        foreach (var (limiter, key) in new[] { (byIp, clientIp), (byUsername, username.ToLowerInvariant()) })
+        foreach (var (limiter, key) in buckets)
         {
             using var lease = limiter.AttemptAcquire(key);
             if (!lease.IsAcquired)

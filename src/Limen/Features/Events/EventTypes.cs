@@ -19,6 +19,12 @@ public static class EventTypes
     public const string AlertReceived = "alert.received";
     public const string HostUp = "host.up";
     public const string HostDown = "host.down";
+    /// <summary>{user_id, username}: somebody registered; the account waits for an admin.</summary>
+    public const string RegistrationCreated = "registration.created";
+    public const string RegistrationApproved = "registration.approved";
+    public const string RegistrationRejected = "registration.rejected";
+    /// <summary>{before, after}: an admin changed the run-time settings.</summary>
+    public const string SettingsChanged = "settings.changed";
 }
 
 /// <summary>

@@ -79,4 +79,7 @@ public static class AuthFailureReasons
     public const string InvalidRefreshToken = "invalid_refresh_token";
     public const string RefreshTokenReuse = "refresh_token_reuse";
     public const string InvalidWebhookToken = "invalid_webhook_token";
+
+    /// <summary>The right password for a registered account that no admin has approved yet.</summary>
+    public const string Pending = "pending_approval";
 }

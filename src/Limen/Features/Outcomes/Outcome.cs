@@ -32,6 +32,12 @@ public sealed record RolledBack(string Title, string Detail) : Failure;
 /// <summary>The host's disk folder is full; <paramref name="What"/> could not be written and nothing was kept.</summary>
 public sealed record InsufficientStorage(string What) : Failure;
 
+/// <summary>Self-registration is switched off (the admin setting <c>registration_open</c>).</summary>
+public sealed record RegistrationClosed : Failure;
+
+/// <summary>The client made too many attempts; it may try again after <paramref name="RetryAfter"/>.</summary>
+public sealed record Throttled(TimeSpan RetryAfter) : Failure;
+
 /// <summary>The value of an operation that succeeded, or the <see cref="Outcomes.Failure"/> that stopped it.</summary>
 public sealed class Outcome<T>
 {

@@ -9,9 +9,10 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Limen.Features.Users;
 
-public sealed record UserResponse(Guid Id, string Username, string Role, bool Disabled, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
+/// <param name="Pending">Registered and not yet approved (POST /api/admin/registrations/{id}/approve): cannot sign in.</param>
+public sealed record UserResponse(Guid Id, string Username, string Role, bool Disabled, bool Pending, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt)
 {
-    public static UserResponse From(User user) => new(user.Id, user.Username, user.Role, user.Disabled, user.CreatedAt, user.UpdatedAt);
+    public static UserResponse From(User user) => new(user.Id, user.Username, user.Role, user.Disabled, user.Pending, user.CreatedAt, user.UpdatedAt);
 }
 
 public sealed record CreateUserRequest(string Username, string Password, string? Role = null);

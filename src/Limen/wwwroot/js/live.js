@@ -25,11 +25,34 @@ function wants(region, type) {
   return (region.dataset.liveRefresh ?? '').split(/\s+/).some((t) => t && type.startsWith(t));
 }
 
+// A form that was just sent brings its own fresh page (often a redirect with a result to show,
+// ?approved=…): a refresh started meanwhile would cancel that navigation and lose the result.
+// Events that arrive in between wait for the form's page, and then refresh it.
+let submitting = null;
+let deferred = false;
+document.addEventListener('submit', () => {
+  clearTimeout(submitting);
+  submitting = setTimeout(settled, 10000);
+});
+
+function settled() {
+  clearTimeout(submitting);
+  submitting = null;
+  if (deferred) {
+    deferred = false;
+    refresh();
+  }
+}
+
 // Re-renders the page in place: Blazor's enhanced navigation patches the DOM, so focus, selection
 // held in inputs and the scroll position stay.
 function refresh() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
+    if (submitting) {
+      deferred = true;
+      return;
+    }
     const x = window.scrollX, y = window.scrollY;
     const done = () => window.scrollTo(x, y);
     if (window.Blazor?.navigateTo) {
@@ -57,7 +80,8 @@ function onEvent(message) {
 
 const TYPES = ['vm.created', 'vm.updated', 'vm.deleted', 'vm.state_changed', 'snapshot.created', 'snapshot.reverted',
   'snapshot.deleted', 'console.session.opened', 'console.session.closed', 'console.session.terminate_requested',
-  'quota.changed', 'alert.received', 'host.up', 'host.down'];
+  'quota.changed', 'alert.received', 'host.up', 'host.down',
+  'registration.created', 'registration.approved', 'registration.rejected', 'settings.changed'];
 
 function connect() {
   if (source || !signedIn()) return;
@@ -93,5 +117,6 @@ connect();
 window.Blazor?.addEventListener?.('enhancedload', () => {
   if (!signedIn() && source) { source.close(); source = null; }
   connect();
+  if (submitting) settled();
 });
 document.addEventListener('DOMContentLoaded', connect);
