@@ -177,16 +177,24 @@ try
     await tab.GotoAsync("about:blank");
     await Task.Delay(2000);
     var rssBefore = served.RssKiB();
-    await using var tabs = await browser.NewContextAsync(Fresh());
+    // A context each: one browser profile over plain HTTP/1.1 holds at most 6 connections to a host,
+    // and every tab keeps one for its event stream (HTTP/2, i.e. https, multiplexes them).
+    var tabs = new List<IBrowserContext>();
     for (var i = 0; i < options.Tabs; i++)
     {
-        var page = await tabs.NewPageAsync();
+        var context = await browser.NewContextAsync(Fresh());
+        tabs.Add(context);
+        var page = await context.NewPageAsync();
         await page.GotoAsync(served.Url + "/");
         await page.WaitForFunctionAsync("() => document.documentElement.dataset.live === 'connected'");
     }
 
     await Task.Delay(3000);
     var rssAfter = served.RssKiB();
+    foreach (var context in tabs)
+    {
+        await context.CloseAsync();
+    }
     var perTabKiB = (rssAfter - rssBefore) / (double)options.Tabs;
 
     static double P(List<double> values, double q)
@@ -227,7 +235,7 @@ try
         - Navigation: a click on the menu link to the next page's `<h1>` patched in, dashboard ↔ machines, {navigation.Count} clicks; every one was enhanced (no reload): {(enhanced ? "yes" : "NO")}.
         - VM list: a full load of `/vms` with {string.Join(", ", queries.Select(q => q.Length == 0 ? "no query" : $"`{q}`"))} (in turn, {list.Count} loads, cached assets) to the first row visible.
         - State change: from just before `POST /api/vms/<id>/actions/stop|start` is sent to the badge's `data-state` changing (a MutationObserver's timestamp, the same clock); the action itself answered in p50 {P(apiTimes, 0.5):0} ms, p95 {P(apiTimes, 0.95):0} ms.
-        - Memory per tab: VmRSS of `limen serve` with {options.Tabs} dashboard tabs open (each has its event stream) less before, / {options.Tabs}; the budget ({Options.PerTabBudgetKiB} KiB) is set from this measurement with room: static rendering keeps no circuit, a tab costs its event-stream connection.
+        - Memory per tab: VmRSS of `limen serve` with {options.Tabs} dashboard tabs open (a browser context each, each with its event stream) less before, / {options.Tabs}; the budget ({Options.PerTabBudgetKiB} KiB) is set from this measurement with room: static rendering keeps no circuit, a tab costs its event-stream connection.
 
         | measure | value | goal | ratio | |
         |---|---|---|---:|---|
