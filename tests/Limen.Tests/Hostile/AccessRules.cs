@@ -161,6 +161,8 @@ public static class AccessRules
         new("POST /admin/registrations", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /", Access.Page, 200),
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms", Access.Page, 200),
+        new("POST /vms", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),

@@ -11,6 +11,14 @@ public sealed record AlertReceived(string Fingerprint, string Alertname, string 
 /// <summary>Upserts delivered alerts by (fingerprint, starts_at).</summary>
 public static class AlertStore
 {
+    /// <summary>How many alerts are firing, and the <paramref name="latest"/> most recently received of them.</summary>
+    public static async Task<(int Count, IReadOnlyList<Alert> Latest)> FiringAsync(LimenDbContext db, int latest, CancellationToken cancellationToken)
+    {
+        var firing = db.Alerts.AsNoTracking().Where(a => a.Status == AlertmanagerPayload.Firing);
+        return (await firing.CountAsync(cancellationToken),
+            await firing.OrderByDescending(a => a.LastReceivedAt).ThenByDescending(a => a.Id).Take(latest).ToListAsync(cancellationToken));
+    }
+
     /// <summary>
     /// One transaction per delivery: all of its alerts are stored or none. The latest delivery
     /// decides status and labels; a replay changes nothing but count and last_received_at. Each

@@ -34,32 +34,9 @@ public static class VmEndpoints
 
     /// <summary>Own VMs; admins see all and may filter by owner.</summary>
     private static async Task<Results<Ok<PagedList<VmResponse>>, ProblemHttpResult>> List(
-        [AsParameters] VmListQuery query, [AsParameters] PageRequest page, HttpContext http, LimenDbContext db, CancellationToken cancellationToken)
-    {
-        if (page.Validate() is { } problem)
-        {
-            return Problems.Invalid(problem.Field, problem.Detail);
-        }
-
-        var vms = db.Vms.AsNoTracking();
-        var counts = db.VmCounts.AsNoTracking();
-        var owner = http.User.IsAdmin() ? query.OwnerId : http.User.GetUserId();
-        if (owner is { } ownerId)
-        {
-            vms = vms.Where(v => v.OwnerId == ownerId);
-            counts = counts.Where(c => c.OwnerId == ownerId);
-        }
-
-        // The page and the total in one round trip. The order has an index of its own (created_at, id;
-        // owner_id first for an owner's list), and the total is a sum over the owners' counts
-        // (vm_counts, kept by triggers), not a count of every VM on every request.
-        var rows = await vms.OrderBy(v => v.CreatedAt).ThenBy(v => v.Id).Skip(page.Skip).Take(page.Size)
-            .Select(v => new { Vm = v, Total = counts.Sum(c => c.Vms) })
-            .ToListAsync(cancellationToken);
-        // Past the last page no row carries the total.
-        var total = rows.Count > 0 ? rows[0].Total : page.Skip == 0 ? 0 : await counts.SumAsync(c => c.Vms, cancellationToken);
-        return TypedResults.Ok(new PagedList<VmResponse>(rows.ConvertAll(r => VmResponse.From(r.Vm)), total, page.Number, page.Size));
-    }
+        [AsParameters] VmListQuery query, [AsParameters] PageRequest page, HttpContext http, VmService service, CancellationToken cancellationToken) =>
+        (await service.ListAsync(new VmListFilter(query.OwnerId), page, http.User, cancellationToken))
+        .ToResult(list => TypedResults.Ok(new PagedList<VmResponse>(list.Items.Select(VmResponse.From).ToList(), list.Total, list.Page, list.PageSize)));
 
     private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, VmService service, CancellationToken cancellationToken) =>
         await service.FindAsync(id, http.User, cancellationToken) is { } vm ? TypedResults.Ok(VmResponse.From(vm)) : Problems.NotFoundProblem("The VM");
