@@ -27,6 +27,12 @@ public enum Access
     /// <summary>A UI page for signed-in users: anonymous callers land on the sign-in page with a way back; each sees only their own part.</summary>
     Page,
 
+    /// <summary>
+    /// A UI page of one object (a VM): anonymous callers land on the sign-in page; its owner and admins
+    /// see it; anybody else gets the page of an id of nothing (404), word for word.
+    /// </summary>
+    OwnerPage,
+
     /// <summary>A UI page for admins: anonymous callers land on the sign-in page, users get 403.</summary>
     AdminPage,
 
@@ -143,6 +149,10 @@ public static class AccessRules
         new("POST /signout", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /", Access.Page, 200),
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms/new", Access.Page, 200),
+        new("POST /vms/new", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms/{id:guid}", Access.OwnerPage, 200),
+        new("POST /vms/{id:guid}", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),
