@@ -29,7 +29,7 @@ public enum Access
 
     /// <summary>
     /// A UI page of one object (a VM): anonymous callers land on the sign-in page; its owner and admins
-    /// see it; anybody else gets the page of an id of nothing (404), word for word.
+    /// see it; anybody else gets exactly the answer for an id of nothing (the 404 not-found problem).
     /// </summary>
     OwnerPage,
 

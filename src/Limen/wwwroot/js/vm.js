@@ -73,3 +73,30 @@ class VmStats extends HTMLElement {
 }
 
 customElements.define('limen-vm-stats', VmStats);
+
+// A disclosure the user opened (a confirmation) stays open when live.js re-renders the page in
+// place: the server's HTML has it closed. A submit is the end of it.
+const opened = new Set();
+document.addEventListener('toggle', (e) => {
+  const d = e.target;
+  if (d instanceof HTMLDetailsElement && d.id) d.open ? opened.add(d.id) : opened.delete(d.id);
+}, true);
+document.addEventListener('submit', () => opened.clear(), true);
+
+// Arriving on a VM's page (from the create form, say) puts the focus on its heading; a re-render
+// of the same page leaves the focus where it is.
+let path = location.pathname;
+const arrive = () => document.querySelector('h1[data-focus-on-arrival]')?.focus();
+window.Blazor?.addEventListener?.('enhancedload', () => {
+  if (location.pathname !== path) {
+    path = location.pathname;
+    opened.clear();
+    arrive();
+    return;
+  }
+  for (const id of opened) {
+    const d = document.getElementById(id);
+    if (d) d.open = true;
+  }
+});
+if (document.activeElement === document.body) arrive();
