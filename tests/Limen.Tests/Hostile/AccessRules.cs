@@ -27,6 +27,12 @@ public enum Access
     /// <summary>A UI page for signed-in users: anonymous callers land on the sign-in page with a way back; each sees only their own part.</summary>
     Page,
 
+    /// <summary>
+    /// A UI page of one object (a VM): anonymous callers land on the sign-in page; its owner and admins
+    /// see it; anybody else gets exactly the answer for an id of nothing (the 404 not-found problem).
+    /// </summary>
+    OwnerPage,
+
     /// <summary>A UI page for admins: anonymous callers land on the sign-in page, users get 403.</summary>
     AdminPage,
 
@@ -163,6 +169,10 @@ public static class AccessRules
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
         new("GET /vms", Access.Page, 200),
         new("POST /vms", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms/new", Access.Page, 200),
+        new("POST /vms/new", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms/{id:guid}", Access.OwnerPage, 200),
+        new("POST /vms/{id:guid}", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),

@@ -97,6 +97,12 @@ public sealed class AuthorizationMatrixTests(HostileWorld world) : IClassFixture
                     }
 
                     break;
+                case Access.OwnerPage:
+                    await SentToSignInAsync(endpoint, rule, failures);
+                    await LikeNothingAsync(endpoint, rule, failures);
+                    await PermittedAsync(endpoint, rule, world.User, failures);
+                    await PermittedAsync(endpoint, rule, world.Admin, failures);
+                    break;
                 case Access.AdminPage:
                     await SentToSignInAsync(endpoint, rule, failures);
                     await RefusedAsync(endpoint, rule, world.User, 403, Problems.Forbidden, failures);

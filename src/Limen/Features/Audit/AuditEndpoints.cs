@@ -1,3 +1,4 @@
+using System.Security.Claims;
 using Limen.Data;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -42,8 +43,19 @@ public static class AuditEndpoints
             return Problems.Invalid("from", "from must not be after to.");
         }
 
-        var rows = db.AuditLogs.AsNoTracking();
-        var userId = http.User.IsAdmin() ? query.UserId : http.User.GetUserId();
+        var rows = db.AuditLogs.AsNoTracking().Matching(query, http.User);
+        var total = await rows.CountAsync(cancellationToken);
+        var items = await rows.OrderByDescending(a => a.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
+        return TypedResults.Ok(new PagedList<AuditEntryResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size));
+    }
+
+    /// <summary>
+    /// The rows <paramref name="query"/> asks for that <paramref name="caller"/> may read: admins the
+    /// whole trail, everybody else only the rows about their own acts. The API's list and the VM page use it.
+    /// </summary>
+    public static IQueryable<AuditLog> Matching(this IQueryable<AuditLog> rows, AuditQuery query, ClaimsPrincipal caller)
+    {
+        var userId = caller.IsAdmin() ? query.UserId : caller.GetUserId();
         if (userId is { } uid)
         {
             rows = rows.Where(a => a.UserId == uid);
@@ -82,12 +94,10 @@ public static class AuditEndpoints
             rows = rows.Where(a => a.Time <= utcEnd);
         }
 
-        var total = await rows.CountAsync(cancellationToken);
-        var items = await rows.OrderByDescending(a => a.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new PagedList<AuditEntryResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size));
+        return rows;
     }
 
-    private static AuditEntryResponse ToResponse(AuditLog a) => new(
+    public static AuditEntryResponse ToResponse(AuditLog a) => new(
         a.Id, a.Time, a.RequestId, a.UserId, a.Username, a.Action, a.TargetType, a.TargetId, a.Result, a.ErrorCode,
         a.ClientIp, a.UserAgent, a.Details is null ? null : System.Text.Json.JsonDocument.Parse(a.Details).RootElement);
 }

@@ -20,8 +20,8 @@ public sealed record InvalidState(string Detail, string State) : Failure;
 /// <summary>Granting the request would take <paramref name="Scope"/>'s usage of <paramref name="Resource"/> past its limit.</summary>
 public sealed record QuotaDenied(string Scope, string Resource, int Requested, int Used, int Limit) : Failure;
 
-/// <summary>Another object already holds what the request asks for (a name).</summary>
-public sealed record Conflict(string Detail) : Failure;
+/// <summary>Another object already holds what the request asks for (a name); <paramref name="Field"/> is the request field that asked for it, when one did.</summary>
+public sealed record Conflict(string Detail, string? Field = null) : Failure;
 
 /// <summary>The hypervisor refused or did not finish the operation; the object is left as <paramref name="State"/> says (when known).</summary>
 public sealed record OperationFailed(string Title, string Detail, string? State = null) : Failure;

@@ -123,7 +123,7 @@ public sealed class SnapshotService(
             catch (DbUpdateException e) when (e.IsUniqueViolation())
             {
                 db.Entry(snapshot).State = EntityState.Detached;
-                return Count("create", new Conflict($"This VM already has a snapshot named '{request.Name}'."));
+                return Count("create", new Conflict($"This VM already has a snapshot named '{request.Name}'.", "name"));
             }
         }
 
@@ -213,6 +213,10 @@ public sealed class SnapshotService(
         return VmResponse.From(vm);
     }
 
+    /// <summary>The VM's state after a revert: as it was at the snapshot when the snapshot holds its memory, else stopped.</summary>
+    public static string StateAfterRevert(bool includeMemory, string vmStateAtSnapshot) =>
+        includeMemory && vmStateAtSnapshot is VmStates.Running or VmStates.Paused ? vmStateAtSnapshot : VmStates.Stopped;
+
     /// <summary>
     /// Reverts the domain to <paramref name="snapshot"/> and returns the VM's new state. Reverting
     /// twice to the same snapshot ends the same way as once, which is what lets recovery redo it.
@@ -223,7 +227,7 @@ public sealed class SnapshotService(
         using var domain = Domain(connection, vmId);
         using var libvirtSnapshot = domain.LookupSnapshotByName(snapshot.LibvirtName)
             ?? throw new LibvirtException("The snapshot's data is gone from the VM's disk.", LibvirtErrorCode.NoDomainSnapshot, 0, "lookup");
-        if (snapshot.IncludeMemory && snapshot.VmState is VmStates.Running or VmStates.Paused)
+        if (StateAfterRevert(snapshot.IncludeMemory, snapshot.VmState) != VmStates.Stopped)
         {
             domain.RevertToSnapshot(libvirtSnapshot, snapshot.VmState == VmStates.Paused ? SnapshotRevertFlags.Paused : SnapshotRevertFlags.Running);
             return snapshot.VmState;

@@ -114,9 +114,9 @@ public sealed partial class VmService(
                 var nameTaken = e.IsUniqueViolation(NameIndex);
                 await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, nameTaken ? "name_taken" : "mac_taken",
                     new { name = request.Name }), cancellationToken);
-                return new Conflict(nameTaken
-                    ? $"You already have a VM named '{request.Name}'."
-                    : "Another VM took the same MAC address at the same moment; send the request again.");
+                return nameTaken
+                    ? new Conflict($"You already have a VM named '{request.Name}'.", "name")
+                    : new Conflict("Another VM took the same MAC address at the same moment; send the request again.");
             }
         }
 

@@ -7,7 +7,13 @@ namespace Limen.Ui.Components;
 public static class FailureText
 {
     /// <summary>The request field (API name) the failure is about, when it is about one.</summary>
-    public static string? Field(this Failure failure) => failure is Invalid invalid ? invalid.Field : null;
+    public static string? Field(this Failure failure) => failure switch
+    {
+        Invalid invalid => invalid.Field,
+        // A taken name is the name field's problem on a form, though the API answers it as a 409 without a field.
+        Conflict conflict => conflict.Field,
+        _ => null,
+    };
 
     public static string Detail(this Failure failure)
     {
