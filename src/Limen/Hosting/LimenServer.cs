@@ -131,6 +131,7 @@ public static class LimenServer
         services.AddScoped<RefreshTokens>();
         services.AddSingleton<LoginThrottle>();
         services.AddScoped<CredentialCheck>();
+        services.AddScoped<UserAdmin>();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
 
         // Browser session cookies and anti-forgery tokens must open on every replica and survive a
@@ -226,6 +227,7 @@ public static class LimenServer
         api.MapAgentProxy();
         api.MapAlerts();
         api.MapImages();
+        api.MapBackups();
         api.MapVms();
         api.MapQuotas();
         api.MapSnapshots();

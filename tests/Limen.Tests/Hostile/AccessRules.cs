@@ -39,6 +39,12 @@ public enum Access
     /// <summary>The form post of a <see cref="PublicPage"/>: a 400 for everybody without the token.</summary>
     PublicForm,
 
+    /// <summary>
+    /// The form post of an <see cref="AdminPage"/>: anonymous callers are sent to sign in, users get
+    /// 403 as for the page, admins without the page's anti-forgery token a 400; nothing changes.
+    /// </summary>
+    AdminForm,
+
     /// <summary>A bundled static file (the build's static web assets, fingerprinted): the same bytes for everybody.</summary>
     StaticFile,
 }
@@ -131,6 +137,7 @@ public static class AccessRules
         new("DELETE /api/admin/images/{id:guid}", Access.Admin, 204, Fresh: true),
         new("GET /api/alerts/", Access.Admin, 200),
         new("DELETE /api/console/sessions/{sid:guid}", Access.Admin, 204, Fresh: true),
+        new("GET /api/admin/backups/{id:guid}/report", Access.Admin, 404, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
 
         new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
 
@@ -143,6 +150,27 @@ public static class AccessRules
         new("POST /signout", Access.PublicForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /", Access.Page, 200),
         new("POST /", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        // The admin pages (Ui/Pages/Admin); a drill report that does not exist is a 404 page.
+        new("GET /admin", Access.AdminPage, 200),
+        new("POST /admin", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/users", Access.AdminPage, 200),
+        new("POST /admin/users", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/users/{id:guid}", Access.AdminPage, 200),
+        new("POST /admin/users/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/quota", Access.AdminPage, 200),
+        new("POST /admin/quota", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/sessions", Access.AdminPage, 200),
+        new("POST /admin/sessions", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/alerts", Access.AdminPage, 200),
+        new("POST /admin/alerts", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/audit", Access.AdminPage, 200),
+        new("POST /admin/audit", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/backups", Access.AdminPage, 200),
+        new("POST /admin/backups", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/backups/{id:guid}", Access.AdminPage, 404, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
+        new("POST /admin/backups/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
+        new("GET /admin/images", Access.AdminPage, 200),
+        new("POST /admin/images", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),

@@ -103,6 +103,12 @@ public sealed class AuthorizationMatrixTests(HostileWorld world) : IClassFixture
                     await RefusedAsync(endpoint, rule, world.Other, 403, Problems.Forbidden, failures);
                     await PermittedAsync(endpoint, rule, world.Admin, failures);
                     break;
+                case Access.AdminForm:
+                    await SentToSignInAsync(endpoint, rule, failures);
+                    await RefusedAsync(endpoint, rule, world.User, 403, Problems.Forbidden, failures);
+                    await RefusedAsync(endpoint, rule, world.Other, 403, Problems.Forbidden, failures);
+                    await RefusedAsync(endpoint, rule, world.Admin, 400, Problems.AntiforgeryFailed, failures);
+                    break;
                 case Access.Form:
                 case Access.PublicForm:
                     if (rule.Access == Access.Form)

@@ -188,7 +188,7 @@ public sealed class HostileWorld : IAsyncLifetime
         ("id", var p) when p.StartsWith("/api/vms/", StringComparison.Ordinal) || p.StartsWith("/console/{", StringComparison.Ordinal)
             || p.StartsWith("/vnc/", StringComparison.Ordinal) => "vm",
         ("sid", var p) when p.StartsWith("/api/vms/", StringComparison.Ordinal) => "snapshot",
-        ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) => "user",
+        ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) || p.StartsWith("/admin/users/", StringComparison.Ordinal) => "user",
         ("id", var p) when p.StartsWith("/api/admin/images/", StringComparison.Ordinal) => "image",
         ("sid", var p) when p.StartsWith("/api/console/sessions/", StringComparison.Ordinal) => "session",
         _ => null,
