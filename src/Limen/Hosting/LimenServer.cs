@@ -135,6 +135,7 @@ public static class LimenServer
         services.AddScoped<CredentialCheck>();
         services.AddScoped<SettingsService>();
         services.AddScoped<RegistrationService>();
+        services.AddScoped<UserAdmin>();
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
 
         // Browser session cookies and anti-forgery tokens must open on every replica and survive a
@@ -232,6 +233,7 @@ public static class LimenServer
         api.MapAgentProxy();
         api.MapAlerts();
         api.MapImages();
+        api.MapBackups();
         api.MapVms();
         api.MapQuotas();
         api.MapSnapshots();

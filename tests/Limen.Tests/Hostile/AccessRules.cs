@@ -48,6 +48,7 @@ public enum Access
     /// <summary>
     /// The form post of an <see cref="AdminPage"/>: anonymous callers are sent to sign in, users get
     /// 403 before any token is looked at, an admin without the token a 400; nothing changes.
+    /// 403 as for the page, admins without the page's anti-forgery token a 400; nothing changes.
     /// </summary>
     AdminForm,
 
@@ -151,6 +152,7 @@ public static class AccessRules
         // Open already (the world's setting): a 200 that changes nothing.
         new("PUT /api/admin/settings", Access.Admin, 200, Body: """{"registration_open":true}"""),
         new("DELETE /api/console/sessions/{sid:guid}", Access.Admin, 204, Fresh: true),
+        new("GET /api/admin/backups/{id:guid}/report", Access.Admin, 404, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
 
         new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
 
@@ -173,6 +175,27 @@ public static class AccessRules
         new("POST /vms/new", Access.Form, 400, Body: FormPost, ContentType: FormType),
         new("GET /vms/{id:guid}", Access.OwnerPage, 200),
         new("POST /vms/{id:guid}", Access.Form, 400, Body: FormPost, ContentType: FormType),
+        // The admin pages (Ui/Pages/Admin); a drill report that does not exist is a 404 page.
+        new("GET /admin", Access.AdminPage, 200),
+        new("POST /admin", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/users", Access.AdminPage, 200),
+        new("POST /admin/users", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/users/{id:guid}", Access.AdminPage, 200),
+        new("POST /admin/users/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/quota", Access.AdminPage, 200),
+        new("POST /admin/quota", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/sessions", Access.AdminPage, 200),
+        new("POST /admin/sessions", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/alerts", Access.AdminPage, 200),
+        new("POST /admin/alerts", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/audit", Access.AdminPage, 200),
+        new("POST /admin/audit", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/backups", Access.AdminPage, 200),
+        new("POST /admin/backups", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /admin/backups/{id:guid}", Access.AdminPage, 404, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
+        new("POST /admin/backups/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
+        new("GET /admin/images", Access.AdminPage, 200),
+        new("POST /admin/images", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),

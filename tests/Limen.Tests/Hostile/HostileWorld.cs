@@ -195,7 +195,7 @@ public sealed class HostileWorld : IAsyncLifetime
             || p.StartsWith("/vms/{", StringComparison.Ordinal)
             || p.StartsWith("/vnc/", StringComparison.Ordinal) => "vm",
         ("sid", var p) when p.StartsWith("/api/vms/", StringComparison.Ordinal) => "snapshot",
-        ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) => "user",
+        ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) || p.StartsWith("/admin/users/", StringComparison.Ordinal) => "user",
         ("id", var p) when p.StartsWith("/api/admin/images/", StringComparison.Ordinal) => "image",
         ("sid", var p) when p.StartsWith("/api/console/sessions/", StringComparison.Ordinal) => "session",
         ("id", var p) when p.StartsWith("/api/admin/registrations/", StringComparison.Ordinal) => "registration",

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Limen.Data;
 using Limen.Features.Events;
+using Limen.Features.Outcomes;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -77,11 +78,16 @@ public static class AlertEndpoints
     }
 
     private static async Task<Results<Ok<PagedList<AlertResponse>>, ProblemHttpResult>> List(
-        [AsParameters] AlertQuery query, [AsParameters] PageRequest page, LimenDbContext db, CancellationToken cancellationToken)
+        [AsParameters] AlertQuery query, [AsParameters] PageRequest page, LimenDbContext db, CancellationToken cancellationToken) =>
+        (await ListAsync(db, query, page, cancellationToken)).ToResult(TypedResults.Ok);
+
+    /// <summary>The stored alerts, latest delivery first: the API's list and the admins' inbox page.</summary>
+    public static async Task<Outcome<PagedList<AlertResponse>>> ListAsync(
+        LimenDbContext db, AlertQuery query, PageRequest page, CancellationToken cancellationToken)
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid(problem.Field, problem.Detail);
+            return new Invalid(problem.Field, problem.Detail);
         }
 
         var rows = db.Alerts.AsNoTracking();
@@ -89,7 +95,7 @@ public static class AlertEndpoints
         {
             if (!AlertmanagerPayload.IsStatus(status))
             {
-                return Problems.Invalid("status", "status must be 'firing' or 'resolved'.");
+                return new Invalid("status", "status must be 'firing' or 'resolved'.");
             }
 
             rows = rows.Where(a => a.Status == status);
@@ -103,7 +109,7 @@ public static class AlertEndpoints
         var total = await rows.CountAsync(cancellationToken);
         var items = await rows.OrderByDescending(a => a.LastReceivedAt).ThenByDescending(a => a.Id)
             .Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new PagedList<AlertResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size));
+        return new PagedList<AlertResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size);
     }
 
     private static AlertResponse ToResponse(Alert a) => new(

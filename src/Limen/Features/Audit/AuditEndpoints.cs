@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Limen.Data;
+using Limen.Features.Outcomes;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -28,25 +29,32 @@ public static class AuditEndpoints
         return routes;
     }
 
-    /// <summary>Admins read the whole trail; everybody else only the rows about their own acts.</summary>
     private static async Task<Results<Ok<PagedList<AuditEntryResponse>>, ProblemHttpResult>> List(
         [AsParameters] AuditQuery query, [AsParameters] PageRequest page, HttpContext http, LimenDbContext db,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) =>
+        (await ListAsync(db, query, page, http.User, cancellationToken)).ToResult(TypedResults.Ok);
+
+    /// <summary>
+    /// The one audit query, for the API and the admin page: admins read the whole trail, everybody
+    /// else only the rows about their own acts. Newest first.
+    /// </summary>
+    public static async Task<Outcome<PagedList<AuditEntryResponse>>> ListAsync(
+        LimenDbContext db, AuditQuery query, PageRequest page, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         if (page.Validate() is { } problem)
         {
-            return Problems.Invalid(problem.Field, problem.Detail);
+            return new Invalid(problem.Field, problem.Detail);
         }
 
         if (query.From is { } from && query.To is { } to && from > to)
         {
-            return Problems.Invalid("from", "from must not be after to.");
+            return new Invalid("from", "from must not be after to.");
         }
 
-        var rows = db.AuditLogs.AsNoTracking().Matching(query, http.User);
+        var rows = db.AuditLogs.AsNoTracking().Matching(query, caller);
         var total = await rows.CountAsync(cancellationToken);
         var items = await rows.OrderByDescending(a => a.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new PagedList<AuditEntryResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size));
+        return new PagedList<AuditEntryResponse>(items.ConvertAll(ToResponse), total, page.Number, page.Size);
     }
 
     /// <summary>

@@ -41,8 +41,6 @@ public static class ConsoleEndpoints
     /// <summary>A peer that answers neither data nor pings for this long is gone.</summary>
     private static readonly TimeSpan KeepAlive = TimeSpan.FromSeconds(15);
     private static readonly TimeSpan VncConnectTimeout = TimeSpan.FromSeconds(5);
-    /// <summary>How long a terminate waits for the relay (here or on another server) to confirm the end.</summary>
-    private static readonly TimeSpan TerminateWait = TimeSpan.FromSeconds(10);
 
     public static IEndpointRouteBuilder MapConsole(this IEndpointRouteBuilder routes)
     {
@@ -202,113 +200,22 @@ public static class ConsoleEndpoints
     }
 
     private static async Task<Results<Ok<PagedList<ConsoleSessionResponse>>, ProblemHttpResult>> ListSessions(
-        [AsParameters] ConsoleSessionQuery query, [AsParameters] PageRequest page, HttpContext http, LimenDbContext db,
-        ConsoleSessions sessions, CancellationToken cancellationToken)
-    {
-        if (page.Validate() is { } problem)
-        {
-            return Problems.Invalid(problem.Field, problem.Detail);
-        }
+        [AsParameters] ConsoleSessionQuery query, [AsParameters] PageRequest page, HttpContext http, ConsoleSessions sessions,
+        CancellationToken cancellationToken) =>
+        (await sessions.ListAsync(query, page, http.User, cancellationToken)).ToResult(TypedResults.Ok);
 
-        var rows = db.ConsoleSessions.AsNoTracking();
-        // Others' sessions are invisible to non-admins, whatever the filter says.
-        var userId = http.User.IsAdmin() ? query.UserId : http.User.GetUserId();
-        if (userId is { } u)
-        {
-            rows = rows.Where(s => s.UserId == u);
-        }
-
-        if (query.VmId is { } vmId)
-        {
-            rows = rows.Where(s => s.VmId == vmId);
-        }
-
-        if (query.Active is { } active)
-        {
-            rows = active ? rows.Where(s => s.EndedAt == null) : rows.Where(s => s.EndedAt != null);
-        }
-
-        var total = await rows.CountAsync(cancellationToken);
-        var items = await rows.OrderByDescending(s => s.StartedAt).ThenBy(s => s.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
-        return TypedResults.Ok(new PagedList<ConsoleSessionResponse>(items.ConvertAll(s => new ConsoleSessionResponse(
-            s.Id, s.UserId, s.VmId, s.StartedAt,
-            // The live value is fresher than the row, which is saved once per sweep.
-            sessions.Find(s.Id)?.LastActivity ?? s.LastActivityAt,
-            s.EndedAt, s.EndReason, s.ClientIp, s.UserAgent, s.EndedAt is null)), total, page.Number, page.Size));
-    }
-
-    /// <summary>
-    /// Ends a session wherever it is relayed: here directly; on another server by marking the intent
-    /// (end_reason admin_terminated, still open) and sending that server
-    /// console.session.terminate_requested — 204 once it confirms. 202 if it has not within 10 s:
-    /// the record is then closed here, so a session of a server that is gone stops counting
-    /// against its user's limit; a relay still running ends when the request reaches it.
-    /// </summary>
+    /// <summary>204 once the relay confirmed the end, 202 when it did not within the wait (<see cref="ConsoleSessions.TerminateAsync"/>).</summary>
     private static async Task<Results<NoContent, Accepted, ProblemHttpResult>> TerminateSession(
-        Guid sid, LimenDbContext db, ConsoleSessions sessions, EventOutlet events, ServerIdentity server, AuditTrail audit, TimeProvider clock,
-        CancellationToken cancellationToken)
+        Guid sid, ConsoleSessions sessions, CancellationToken cancellationToken)
     {
-        var row = await db.ConsoleSessions.FirstOrDefaultAsync(s => s.Id == sid, cancellationToken);
-        if (row is null)
+        var outcome = await sessions.TerminateAsync(sid, cancellationToken);
+        if (outcome.Failure is { } failure)
         {
-            return Problems.NotFoundProblem("The console session");
+            return failure.ToProblem();
         }
 
-        if (row.EndedAt is not null)
-        {
-            await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Failure, "console_session", sid.ToString(), "already_ended"), cancellationToken);
-            return Problems.ConflictProblem($"The session already ended ({row.EndReason}).");
-        }
-
-        if (sessions.Find(sid) is { } live)
-        {
-            live.TryEnd(ConsoleEndReasons.AdminTerminated);
-            // Answer once the connection is really closed and recorded.
-            await live.Finished.WaitAsync(TerminateWait, cancellationToken);
-        }
-        else if (row.ServerId is { } relay && relay != server.Id)
-        {
-            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
-            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
-            await db.SaveChangesAsync(cancellationToken);
-            var confirmed = await sessions.WaitForClosedAsync(sid, TerminateWait, cancellationToken);
-            if (!confirmed)
-            {
-                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-                var now = clock.GetUtcNow();
-                if (await db.ConsoleSessions.Where(s => s.Id == sid && s.EndedAt == null)
-                        .ExecuteUpdateAsync(set => set.SetProperty(s => s.EndedAt, now), cancellationToken) == 1)
-                {
-                    events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
-                    await db.SaveChangesAsync(cancellationToken);
-                }
-
-                await transaction.CommitAsync(cancellationToken);
-            }
-
-            await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-                Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
-            return confirmed ? TypedResults.NoContent() : TypedResults.Accepted((string?)null);
-        }
-        else
-        {
-            // A record no relay holds (this server's previous run died before it could close it).
-            row.EndedAt = clock.GetUtcNow();
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
-            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
-            events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
-            await db.SaveChangesAsync(cancellationToken);
-        }
-
-        await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-            Details: new { user_id = row.UserId, vm_id = row.VmId }), cancellationToken);
-        return TypedResults.NoContent();
+        return outcome.Value ? TypedResults.NoContent() : TypedResults.Accepted((string?)null);
     }
-
-    /// <summary>Who besides admins sees the session's events; null once the VM is gone.</summary>
-    private static Task<Guid?> VmOwnerAsync(LimenDbContext db, Guid vmId, CancellationToken cancellationToken) =>
-        db.Vms.Where(v => v.Id == vmId).Select(v => (Guid?)v.OwnerId).FirstOrDefaultAsync(cancellationToken);
 
     private static async Task<IResult> RefuseAsync(HttpContext http, AuditTrail audit, ConsoleMetrics metrics, Guid vmId, string reason, User? user, IResult problem)
     {

@@ -1,9 +1,12 @@
 using System.Collections.Concurrent;
+using System.Security.Claims;
 using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Events;
+using Limen.Features.Outcomes;
 using Limen.Features.Vms;
 using Limen.Hosting;
+using Limen.Web;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -83,6 +86,9 @@ public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTime
 /// </summary>
 public sealed class ConsoleSessions
 {
+    /// <summary>How long a terminate waits for the relay (here or on another server) to confirm the end.</summary>
+    private static readonly TimeSpan TerminateWait = TimeSpan.FromSeconds(10);
+
     private readonly ConcurrentDictionary<Guid, LiveConsoleSession> live = new();
     private readonly Lock gate = new();
     private readonly IDbContextFactory<LimenDbContext> dbFactory;
@@ -315,9 +321,118 @@ public sealed class ConsoleSessions
         }
     }
 
+    /// <summary>Sessions newest first; non-admins see only their own, whatever the filter says.</summary>
+    public async Task<Outcome<PagedList<ConsoleSessionResponse>>> ListAsync(
+        ConsoleSessionQuery query, PageRequest page, ClaimsPrincipal caller, CancellationToken cancellationToken)
+    {
+        if (page.Validate() is { } problem)
+        {
+            return new Invalid(problem.Field, problem.Detail);
+        }
+
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var rows = db.ConsoleSessions.AsNoTracking();
+        var userId = caller.IsAdmin() ? query.UserId : caller.GetUserId();
+        if (userId is { } u)
+        {
+            rows = rows.Where(s => s.UserId == u);
+        }
+
+        if (query.VmId is { } vmId)
+        {
+            rows = rows.Where(s => s.VmId == vmId);
+        }
+
+        if (query.Active is { } active)
+        {
+            rows = active ? rows.Where(s => s.EndedAt == null) : rows.Where(s => s.EndedAt != null);
+        }
+
+        var total = await rows.CountAsync(cancellationToken);
+        var items = await rows.OrderByDescending(s => s.StartedAt).ThenBy(s => s.Id).Skip(page.Skip).Take(page.Size).ToListAsync(cancellationToken);
+        return new PagedList<ConsoleSessionResponse>(items.ConvertAll(s => new ConsoleSessionResponse(
+            s.Id, s.UserId, s.VmId, s.StartedAt,
+            // The live value is fresher than the row, which is saved once per sweep.
+            Find(s.Id)?.LastActivity ?? s.LastActivityAt,
+            s.EndedAt, s.EndReason, s.ClientIp, s.UserAgent, s.EndedAt is null)), total, page.Number, page.Size);
+    }
+
+    /// <summary>
+    /// Ends a session wherever it is relayed: here directly; on another server by marking the intent
+    /// (end_reason admin_terminated, still open) and sending that server
+    /// console.session.terminate_requested. True once the end is confirmed; false if the other
+    /// server has not confirmed within 10 s: the record is then closed here, so a session of a
+    /// server that is gone stops counting against its user's limit; a relay still running ends when
+    /// the request reaches it.
+    /// </summary>
+    public async Task<Outcome<bool>> TerminateAsync(Guid sid, CancellationToken cancellationToken)
+    {
+        await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
+        var row = await db.ConsoleSessions.FirstOrDefaultAsync(s => s.Id == sid, cancellationToken);
+        if (row is null)
+        {
+            return new NotFound("The console session");
+        }
+
+        if (row.EndedAt is not null)
+        {
+            await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Failure, "console_session", sid.ToString(), "already_ended"), cancellationToken);
+            return new Conflict($"The session already ended ({row.EndReason}).");
+        }
+
+        if (Find(sid) is { } liveSession)
+        {
+            liveSession.TryEnd(ConsoleEndReasons.AdminTerminated);
+            // Answer once the connection is really closed and recorded.
+            await liveSession.Finished.WaitAsync(TerminateWait, cancellationToken);
+        }
+        else if (row.ServerId is { } relay && relay != server.Id)
+        {
+            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
+            row.EndReason = ConsoleEndReasons.AdminTerminated;
+            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
+            await db.SaveChangesAsync(cancellationToken);
+            var confirmed = await WaitForClosedAsync(sid, TerminateWait, cancellationToken);
+            if (!confirmed)
+            {
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+                var now = clock.GetUtcNow();
+                if (await db.ConsoleSessions.Where(s => s.Id == sid && s.EndedAt == null)
+                        .ExecuteUpdateAsync(set => set.SetProperty(s => s.EndedAt, now), cancellationToken) == 1)
+                {
+                    events.Stage(db, SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
+                    await db.SaveChangesAsync(cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
+                Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
+            return confirmed;
+        }
+        else
+        {
+            // A record no relay holds (this server's previous run died before it could close it).
+            row.EndedAt = clock.GetUtcNow();
+            row.EndReason = ConsoleEndReasons.AdminTerminated;
+            var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
+            events.Stage(db, SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
+            await db.SaveChangesAsync(cancellationToken);
+        }
+
+        await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
+            Details: new { user_id = row.UserId, vm_id = row.VmId }), cancellationToken);
+        return true;
+    }
+
     /// <summary>console.session.opened|closed for a row, seen by the VM's owner and admins.</summary>
     public static EventDraft SessionEvent(string type, ConsoleSession row, Guid? vmOwnerId) =>
         new(type, vmOwnerId, row.VmId, new ConsoleSessionEvent(row.Id, row.VmId, row.UserId, row.ServerId, row.EndReason));
+
+    /// <summary>Who besides admins sees the session's events; null once the VM is gone.</summary>
+    private static Task<Guid?> VmOwnerAsync(LimenDbContext db, Guid vmId, CancellationToken cancellationToken) =>
+        db.Vms.Where(v => v.Id == vmId).Select(v => (Guid?)v.OwnerId).FirstOrDefaultAsync(cancellationToken);
 
     private void EndWhere(Func<LiveConsoleSession, bool> match, string reason)
     {

@@ -139,27 +139,8 @@ public static class ImageEndpoints
         }
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(
-        Guid id, LimenDbContext db, ImageStore store, AuditTrail audit, CancellationToken cancellationToken)
-    {
-        var image = await db.Images.FirstOrDefaultAsync(i => i.Id == id, cancellationToken);
-        if (image is null)
-        {
-            return Problems.NotFoundProblem("The image");
-        }
-
-        if (await db.Vms.AnyAsync(v => v.ImageId == id || v.CdromImageId == id, cancellationToken))
-        {
-            await audit.RecordAsync(new AuditEvent("image.delete", AuditResults.Failure, "image", id.ToString(), "in_use"), cancellationToken);
-            return Problems.ConflictProblem("The image is used by at least one VM.");
-        }
-
-        db.Images.Remove(image);
-        await db.SaveChangesAsync(cancellationToken);
-        File.Delete(store.PathOf(image));
-        await audit.RecordAsync(new AuditEvent("image.delete", AuditResults.Success, "image", id.ToString(), Details: new { name = image.Name }), cancellationToken);
-        return TypedResults.NoContent();
-    }
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, ImageCatalog images, CancellationToken cancellationToken) =>
+        (await images.DeleteAsync(id, cancellationToken)).ToNoContent();
 
     private static async Task<Results<Created<ImageResponse>, ProblemHttpResult>> SaveAsync(
         LimenDbContext db, AuditTrail audit, TimeProvider clock, Image image, string action, CancellationToken cancellationToken)

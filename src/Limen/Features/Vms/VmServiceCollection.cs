@@ -20,6 +20,7 @@ public static class VmServiceCollection
         services.AddSingleton(new KvmCheckPaths());
         services.AddHostedService<KvmDeviceCheck>();
         services.AddSingleton<ImageStore>();
+        services.AddScoped<ImageCatalog>();
         services.AddSingleton<VmLocks>();
         services.AddSingleton<VmStateMachine>();
         services.AddSingleton<VmStatsSampler>();
