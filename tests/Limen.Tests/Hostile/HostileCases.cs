@@ -128,9 +128,24 @@ public static class HostileCases
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
 
         // The web UI's form posts (every @page answers POST).
-        Form("POST /signin", w => w.Anonymous, "/signin", "signin", "Form.Username", "Form.Password", "Form.Return"),
-        Form("POST /signout", w => w.User, "/signout", "signout"),
-        Form("POST /", w => w.User, "/", "probe"),
+        Form("POST /signin", w => w.Anonymous, w => "/signin", "signin", "Form.Username", "Form.Password", "Form.Return"),
+        Form("POST /signout", w => w.User, w => "/signout", "signout"),
+        Form("POST /register", w => w.Anonymous, w => "/register", "register", "Form.Username", "Form.Password"),
+        Form("POST /", w => w.User, w => "/", "probe"),
+        Form("POST /vms", w => w.User, w => "/vms", "vm-bulk", "Bulk.Action", "Bulk.Ids"),
+        Form("POST /vms/new", w => w.User, w => "/vms/new", "create-vm", "Form.Name", "Form.Vcpus", "Form.MemoryMb", "Form.DiskGb", "Form.ImageId"),
+        Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", "vm-delete", "Confirm.Name", "Action"),
+        Form("POST /admin", w => w.Admin, w => "/admin", "probe"),
+        Form("POST /admin/users", w => w.Admin, w => "/admin/users", "user-create", "Form.Username", "Form.Password", "Form.Role"),
+        Form("POST /admin/users/{id:guid}", w => w.Admin, w => $"/admin/users/{w.VictimId}", "user-status", "Form.Disabled", "Form.Role", "Form.Password"),
+        Form("POST /admin/registrations", w => w.Admin, w => "/admin/registrations", "registration-decision", "Decision.Id", "Decision.Approve"),
+        Form("POST /admin/quota", w => w.Admin, w => "/admin/quota", "system-quota", "Form.MaxVms", "Form.MaxVcpus"),
+        Form("POST /admin/sessions", w => w.Admin, w => "/admin/sessions", "session-terminate", "SessionId"),
+        Form("POST /admin/alerts", w => w.Admin, w => "/admin/alerts", "probe"),
+        Form("POST /admin/audit", w => w.Admin, w => "/admin/audit", "probe"),
+        Form("POST /admin/backups", w => w.Admin, w => "/admin/backups", "probe"),
+        Form("POST /admin/backups/{id:guid}", w => w.Admin, w => $"/admin/backups/{Guid.NewGuid()}", "probe"),
+        Form("POST /admin/images", w => w.Admin, w => "/admin/images", "image-delete", "ImageId"),
     ];
 
     /// <summary>
@@ -138,7 +153,7 @@ public static class HostileCases
     /// text, and no anti-forgery token or a forged one. Every such post
     /// is a 400 antiforgery-failed problem before the page's handler runs, whatever the fields say.
     /// </summary>
-    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, string path, string formName, params string[] fields) =>
+    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, string formName, params string[] fields) =>
         new(key, caller, (w, e) =>
         {
             var token = Gen.OneOf(
@@ -158,7 +173,7 @@ public static class HostileCases
                     pairs.Add("_handler=" + formName);
                 }
 
-                return new HostileCase(new HostileRequest("POST", path, Encoding.UTF8.GetBytes(string.Join("&", pairs)), "application/x-www-form-urlencoded"), [t]);
+                return new HostileCase(new HostileRequest("POST", path(w), Encoding.UTF8.GetBytes(string.Join("&", pairs)), "application/x-www-form-urlencoded"), [t]);
             });
         });
 
