@@ -186,7 +186,7 @@ public sealed class HostileWorld : IAsyncLifetime
     public static string? ObjectKind(ApiEndpoint endpoint, string parameter) => (parameter, endpoint.Pattern) switch
     {
         ("id", var p) when p.StartsWith("/api/vms/", StringComparison.Ordinal) || p.StartsWith("/console/{", StringComparison.Ordinal)
-            || p.StartsWith("/vnc/", StringComparison.Ordinal) => "vm",
+            || p.StartsWith("/vnc/", StringComparison.Ordinal) || p.StartsWith("/vms/{", StringComparison.Ordinal) => "vm",
         ("sid", var p) when p.StartsWith("/api/vms/", StringComparison.Ordinal) => "snapshot",
         ("id", var p) when p.StartsWith("/api/admin/users/", StringComparison.Ordinal) => "user",
         ("id", var p) when p.StartsWith("/api/admin/images/", StringComparison.Ordinal) => "image",

@@ -52,11 +52,10 @@ public static class ConsoleEndpoints
 
         var sessions = routes.MapGroup("/api/console/sessions").WithTags("Console");
         sessions.MapGet("/", ListSessions);
-        sessions.MapDelete("/{sid:guid}", TerminateSession).RequireAuthorization(Policies.Admin);
+        sessions.MapDelete("/{sid:guid}", TerminateSession);
 
-        // The page signs in by itself (sessionStorage), so serving it needs no token.
-        routes.MapGet("/console/{id:guid}", ConsolePage.Page).AllowAnonymous().ExcludeFromDescription();
-        routes.MapGet("/console/assets/{**path}", ConsolePage.Asset).AllowAnonymous().ExcludeFromDescription();
+        // The console page is in the web UI: Ui/Pages/Vms/VmConsole.razor.
+        routes.MapGet("/novnc/{**path}", NoVncFiles.Get).AllowAnonymous().ExcludeFromDescription();
         return routes;
     }
 
@@ -239,20 +238,25 @@ public static class ConsoleEndpoints
 
     /// <summary>
     /// Ends a session wherever it is relayed: here directly; on another server by marking the intent
-    /// (end_reason admin_terminated, still open) and sending that server
-    /// console.session.terminate_requested — 204 once it confirms. 202 if it has not within 10 s:
-    /// the record is then closed here, so a session of a server that is gone stops counting
-    /// against its user's limit; a relay still running ends when the request reaches it.
+    /// (end_reason set, still open) and sending that server console.session.terminate_requested —
+    /// 204 once it confirms. 202 if it has not within 10 s: the record is then closed here, so a
+    /// session of a server that is gone stops counting against its user's limit; a relay still
+    /// running ends when the request reaches it. Admins end anybody's (admin_terminated); a user
+    /// ends their own (user_terminated: the console page offers it when the session limit is
+    /// reached), and another user's session is answered as one that does not exist.
     /// </summary>
     private static async Task<Results<NoContent, Accepted, ProblemHttpResult>> TerminateSession(
-        Guid sid, LimenDbContext db, ConsoleSessions sessions, EventOutlet events, ServerIdentity server, AuditTrail audit, TimeProvider clock,
-        CancellationToken cancellationToken)
+        Guid sid, HttpContext http, LimenDbContext db, ConsoleSessions sessions, EventOutlet events, ServerIdentity server, AuditTrail audit,
+        TimeProvider clock, CancellationToken cancellationToken)
     {
         var row = await db.ConsoleSessions.FirstOrDefaultAsync(s => s.Id == sid, cancellationToken);
-        if (row is null)
+        var callerId = http.User.GetUserId();
+        if (row is null || (row.UserId != callerId && !http.User.IsAdmin()))
         {
             return Problems.NotFoundProblem("The console session");
         }
+
+        var reason = row.UserId == callerId ? ConsoleEndReasons.UserTerminated : ConsoleEndReasons.AdminTerminated;
 
         if (row.EndedAt is not null)
         {
@@ -262,15 +266,15 @@ public static class ConsoleEndpoints
 
         if (sessions.Find(sid) is { } live)
         {
-            live.TryEnd(ConsoleEndReasons.AdminTerminated);
+            live.TryEnd(reason);
             // Answer once the connection is really closed and recorded.
             await live.Finished.WaitAsync(TerminateWait, cancellationToken);
         }
         else if (row.ServerId is { } relay && relay != server.Id)
         {
             var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
-            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
+            row.EndReason = reason;
+            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay, reason)));
             await db.SaveChangesAsync(cancellationToken);
             var confirmed = await sessions.WaitForClosedAsync(sid, TerminateWait, cancellationToken);
             if (!confirmed)
@@ -288,21 +292,21 @@ public static class ConsoleEndpoints
             }
 
             await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-                Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
+                Details: new { user_id = row.UserId, vm_id = row.VmId, reason, server_id = relay, confirmed }), cancellationToken);
             return confirmed ? TypedResults.NoContent() : TypedResults.Accepted((string?)null);
         }
         else
         {
             // A record no relay holds (this server's previous run died before it could close it).
             row.EndedAt = clock.GetUtcNow();
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
+            row.EndReason = reason;
             var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
             events.Stage(db, ConsoleSessions.SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
             await db.SaveChangesAsync(cancellationToken);
         }
 
         await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-            Details: new { user_id = row.UserId, vm_id = row.VmId }), cancellationToken);
+            Details: new { user_id = row.UserId, vm_id = row.VmId, reason }), cancellationToken);
         return TypedResults.NoContent();
     }
 

@@ -19,14 +19,20 @@ public static class ConsoleEndReasons
     public const string VmDeleted = "vm_deleted";
     public const string UserDisabled = "user_disabled";
     public const string AdminTerminated = "admin_terminated";
+    /// <summary>The session's own user ended it (from another console tab, to make room under the limit).</summary>
+    public const string UserTerminated = "user_terminated";
     public const string ServerRestart = "server_restart";
 }
 
 /// <summary>The data of console.session.opened|closed (reason only when closed).</summary>
 public sealed record ConsoleSessionEvent(Guid SessionId, Guid VmId, Guid UserId, string? ServerId, string? Reason);
 
-/// <summary>The data of console.session.terminate_requested: <paramref name="ServerId"/> is the server relaying the session.</summary>
-public sealed record ConsoleTerminateRequest(Guid SessionId, Guid VmId, string ServerId);
+/// <summary>
+/// The data of console.session.terminate_requested: <paramref name="ServerId"/> is the server relaying
+/// the session, <paramref name="Reason"/> the end reason to record (absent in requests written
+/// before users could end their own sessions: those were an admin's).
+/// </summary>
+public sealed record ConsoleTerminateRequest(Guid SessionId, Guid VmId, string ServerId, string? Reason = null);
 
 /// <summary>A session this server is relaying right now.</summary>
 public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTimeOffset startedAt) : IDisposable
