@@ -106,6 +106,7 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
             await WaitConnectedAsync(ui.Page);
             Assert.Contains("console-guest", await ui.Page.TextContentAsync("h1"), StringComparison.Ordinal);
             Assert.True(await ui.Page.IsEnabledAsync("[data-action=ctrl-alt-del]"));
+            Assert.False(await ui.Page.IsVisibleAsync("[data-action=connect]"));
             await ui.Page.ClickAsync("[data-action=ctrl-alt-del]");
             await ui.AssertAccessibleAsync();
             await ui.ScreenshotAsync("console");
@@ -161,7 +162,8 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
             await second.GotoAsync(ui.Url($"/vms/{id}/console"));
             await second.WaitForSelectorAsync(".console-status[data-state=ended][data-reason=session_limit]");
             Assert.Contains("1 console sessions open", await second.TextContentAsync(".console-status"), StringComparison.Ordinal);
-            var end = second.Locator("[data-end-session]");
+            var end = second.Locator(".console-limit [data-end-session]");
+            await end.First.WaitForAsync();
             Assert.Equal(1, await end.CountAsync());
             Assert.Contains("this machine", await end.TextContentAsync(), StringComparison.Ordinal);
             await ui.ScreenshotAsync("console-limit-first");

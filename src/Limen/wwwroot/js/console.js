@@ -126,12 +126,14 @@ class LimenConsole extends HTMLElement {
 
   // The limit is reached: list the user's open sessions, each with a button that ends it.
   async showLimit(p) {
-    this.setStatus(p.detail ?? 'Too many console sessions.', 'ended', 'session_limit');
     const user = encodeURIComponent(this.getAttribute('user'));
     const response = await api('GET', `/api/console/sessions?active=true&user_id=${user}&page_size=50`);
+    const sessions = response.ok ? (await response.json()).items : [];
+    // Status and list change together, so the message never shows without its buttons.
+    this.setStatus(p.detail ?? 'Too many console sessions.', 'ended', 'session_limit');
     const list = this.querySelector('.console-limit ul');
     list.replaceChildren();
-    for (const s of response.ok ? (await response.json()).items : []) {
+    for (const s of sessions) {
       const item = document.createElement('li');
       const button = document.createElement('button');
       button.type = 'button';
