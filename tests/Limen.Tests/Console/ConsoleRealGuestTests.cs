@@ -1,19 +1,20 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.WebSockets;
+using System.Text.RegularExpressions;
 using Limen.Features.Hosts;
 using Limen.Tests.Infrastructure;
+using Limen.Tests.Ui;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace Limen.Tests.RemoteConsole;
 
-/// <summary>The console against a real tiny guest on qemu:///system: RFB through /vnc/{id}, and the page in Chromium.</summary>
+/// <summary>The console against a real tiny guest on qemu:///system: RFB through /vnc/{id}, and the console page of the UI in Chromium.</summary>
 [Collection(QemuSystemCollection.Name)]
 public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string Banner = "LIMEN-GUEST READY";
-    private const string Password = "correct horse battery";
 
     private static Task<LimenTestServer> StartAsync() =>
         LimenTestServer.StartAsync(new Dictionary<string, string?> { ["Limen:Hypervisor:Uri"] = "qemu:///system" });
@@ -82,77 +83,113 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
     }
 
     [Fact]
-    public async Task The_console_page_signs_in_shows_the_guest_in_novnc_and_reconnects_with_a_fresh_ticket_after_the_vm_restarts()
+    public async Task The_console_page_after_a_cookie_sign_in_shows_the_guest_and_reconnects_by_itself_after_a_reboot_and_a_stop_start()
     {
         await using var server = await StartAsync();
         var (_, token) = await server.CreateUserAsync("page-owner");
         using var owner = server.Client(token);
         await WithGuestAsync(server, owner, async id =>
         {
-            using var playwright = await Playwright.CreateAsync();
-            var profile = Directory.CreateTempSubdirectory("limen-test-chromium-");
-            try
+            await using var browser = await UiBrowser.LaunchAsync();
+            await using var ui = await UiSession.SignInAsync(browser.Browser, server, "page-owner");
+            var errors = new List<string>();
+            ui.Page.Console += (_, message) =>
             {
-                await using var browser = await playwright.Chromium.LaunchPersistentContextAsync(profile.FullName, new BrowserTypeLaunchPersistentContextOptions
+                if (message.Type == "error")
                 {
-                    ExecutablePath = "/usr/bin/chromium",
-                    Headless = true,
-                    Args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"],
-                    ViewportSize = new ViewportSize { Width = 1024, Height = 768 },
-                });
-                var page = browser.Pages.Count > 0 ? browser.Pages[0] : await browser.NewPageAsync();
-                var errors = new List<string>();
-                page.PageError += (_, error) => errors.Add(error);
-                page.Console += (_, message) =>
-                {
-                    if (message.Type == "error")
-                    {
-                        errors.Add(message.Text);
-                    }
-                };
+                    errors.Add(message.Text);
+                }
+            };
 
-                var response = await page.GotoAsync(new Uri(server.BaseAddress, $"/console/{id}").ToString());
-                Assert.Equal((int)HttpStatusCode.OK, response!.Status);
-                await page.FillAsync("#username", "page-owner");
-                await page.FillAsync("#password", Password);
-                await page.ClickAsync("#login button[type=submit]");
-                await page.WaitForSelectorAsync("#status[data-state=connected]", new PageWaitForSelectorOptions { Timeout = 60_000 });
-                await page.WaitForFunctionAsync(LitPixelsScript, null, new PageWaitForFunctionOptions { Timeout = 30_000 });
-                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(RepoPaths.Artifacts("console"), "console-page.png") });
-                Assert.False(await page.IsVisibleAsync("#login"));
-                Assert.True(await page.IsEnabledAsync("#ctrl-alt-del"));
-                await page.ClickAsync("#ctrl-alt-del");
-                Assert.Equal("console-guest", await page.TextContentAsync("#title"));
-                // The token stays in sessionStorage, never in a URL.
-                Assert.DoesNotContain(await page.EvaluateAsync<string>("() => sessionStorage.getItem('limen.access_token')"), page.Url, StringComparison.Ordinal);
+            var response = await ui.Page.GotoAsync(ui.Url($"/vms/{id}/console"));
+            Assert.Equal((int)HttpStatusCode.OK, response!.Status);
+            await WaitConnectedAsync(ui.Page);
+            Assert.Contains("console-guest", await ui.Page.TextContentAsync("h1"), StringComparison.Ordinal);
+            Assert.True(await ui.Page.IsEnabledAsync("[data-action=ctrl-alt-del]"));
+            Assert.False(await ui.Page.IsVisibleAsync("[data-action=connect]"));
+            await ui.Page.ClickAsync("[data-action=ctrl-alt-del]");
+            await ui.AssertAccessibleAsync();
+            await ui.ScreenshotAsync("console");
+            // The cookie did it all: no token in page storage or in the address.
+            Assert.Equal(0, await ui.Page.EvaluateAsync<int>("() => localStorage.length + sessionStorage.length"));
+            Assert.DoesNotContain("ticket", ui.Page.Url, StringComparison.Ordinal);
 
-                // The VM stops: the session ends as vm_stopped and the page keeps asking for a fresh ticket until the VM is back.
-                Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/api/vms/{id}/actions/stop", null)).StatusCode);
-                await page.WaitForSelectorAsync("#status[data-state=reconnecting]", new PageWaitForSelectorOptions { Timeout = 30_000 });
-                Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/api/vms/{id}/actions/start", null)).StatusCode);
-                await page.WaitForSelectorAsync("#status[data-state=connected]", new PageWaitForSelectorOptions { Timeout = 60_000 });
-                await page.WaitForFunctionAsync(LitPixelsScript, null, new PageWaitForFunctionOptions { Timeout = 60_000 });
-                await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(RepoPaths.Artifacts("console"), "console-page-reconnected.png") });
+            // The guest reboots (power button, then a reset): the page shows the new boot by itself.
+            var serial = server.Services.GetRequiredService<HostRegistry>().Local.SerialLogPath(id);
+            Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/api/vms/{id}/actions/reboot", null)).StatusCode);
+            await ConsoleKit.WaitForAsync(() => Task.FromResult(Regex.Count(File.ReadAllText(serial), Banner) >= 2),
+                TimeSpan.FromSeconds(120), "the boot banner after the reboot");
+            await WaitConnectedAsync(ui.Page);
 
-                Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND end_reason = 'vm_stopped'"));
-                Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND ended_at IS NULL"));
-                Assert.Equal(1, await ConsoleKit.GaugeAsync(server));
-                errors.ForEach(output.WriteLine);
-                // Expected, and logged by the browser: the 401 of the refresh tried before signing in,
-                // and the 409s of the ticket requests while the VM was stopped.
-                Assert.DoesNotContain(errors, e => !System.Text.RegularExpressions.Regex.IsMatch(e, "^Failed to load resource: .* status of 40[19] "));
-            }
-            finally
-            {
-                profile.Delete(recursive: true);
-            }
+            // The VM stops: the session ends as vm_stopped and the page keeps asking for a fresh ticket until the VM is back.
+            Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/api/vms/{id}/actions/stop", null)).StatusCode);
+            await ui.Page.WaitForSelectorAsync(".console-status[data-state=reconnecting]", new PageWaitForSelectorOptions { Timeout = 30_000 });
+            Assert.False(await ui.Page.IsEnabledAsync("[data-action=ctrl-alt-del]"));
+            Assert.Equal(HttpStatusCode.OK, (await owner.PostAsync($"/api/vms/{id}/actions/start", null)).StatusCode);
+            await WaitConnectedAsync(ui.Page);
+            await ui.ScreenshotAsync("console-reconnected");
+
+            Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND end_reason = 'vm_stopped'"));
+            Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND ended_at IS NULL"));
+            Assert.Equal(1, await ConsoleKit.GaugeAsync(server));
+            errors.ForEach(output.WriteLine);
+            // Expected, and logged by the browser: the 409s of the ticket requests while the VM was stopped.
+            Assert.DoesNotContain(errors, e => !Regex.IsMatch(e, "^Failed to load resource: .* status of 409 "));
         });
+    }
+
+    [Fact]
+    public async Task At_the_session_limit_the_second_tab_says_so_and_ending_the_other_session_lets_it_connect()
+    {
+        await using var server = await LimenTestServer.StartAsync(new Dictionary<string, string?>
+        {
+            ["Limen:Hypervisor:Uri"] = "qemu:///system",
+            ["Limen:Console:MaxSessionsPerUser"] = "1",
+        });
+        var (_, token) = await server.CreateUserAsync("limit-owner");
+        using var owner = server.Client(token);
+        await WithGuestAsync(server, owner, async id =>
+        {
+            await using var browser = await UiBrowser.LaunchAsync();
+            await using var ui = await UiSession.SignInAsync(browser.Browser, server, "limit-owner");
+            await ui.Page.GotoAsync(ui.Url($"/vms/{id}/console"));
+            await WaitConnectedAsync(ui.Page);
+
+            var second = await ui.Context.NewPageAsync();
+            await second.GotoAsync(ui.Url($"/vms/{id}/console"));
+            await second.WaitForSelectorAsync(".console-status[data-state=ended][data-reason=session_limit]");
+            Assert.Contains("1 console sessions open", await second.TextContentAsync(".console-status"), StringComparison.Ordinal);
+            var end = second.Locator(".console-limit [data-end-session]");
+            await end.First.WaitForAsync();
+            Assert.Equal(1, await end.CountAsync());
+            Assert.Contains("this machine", await end.TextContentAsync(), StringComparison.Ordinal);
+            await ui.ScreenshotAsync("console-limit-first");
+            await second.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(RepoPaths.Artifacts("ui"), "console-limit.png"), FullPage = true });
+
+            await end.ClickAsync();
+            await WaitConnectedAsync(second);
+            // The first tab was ended on purpose: it says why and does not reconnect by itself.
+            await ui.Page.WaitForSelectorAsync(".console-status[data-state=ended][data-reason=user_terminated]");
+            Assert.True(await ui.Page.IsVisibleAsync("[data-action=connect]"));
+            await Task.Delay(3000);
+            Assert.Equal("ended", await ui.Page.GetAttributeAsync(".console-status", "data-state"));
+            Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND end_reason = 'user_terminated'"));
+            Assert.Equal(1, await server.Database.ScalarAsync($"SELECT count(*) FROM console_sessions WHERE vm_id = '{id}' AND ended_at IS NULL"));
+            await second.CloseAsync();
+        });
+    }
+
+    /// <summary>The page's status says connected and noVNC's canvas shows the guest.</summary>
+    private static async Task WaitConnectedAsync(IPage page)
+    {
+        await page.WaitForSelectorAsync(".console-status[data-state=connected]", new PageWaitForSelectorOptions { Timeout = 90_000 });
+        await page.WaitForFunctionAsync(LitPixelsScript, null, new PageWaitForFunctionOptions { Timeout = 60_000 });
     }
 
     /// <summary>True once noVNC's canvas has a framebuffer with more than a hundred non-black pixels.</summary>
     private const string LitPixelsScript = """
         () => {
-          const canvas = document.querySelector('#screen canvas');
+          const canvas = document.querySelector('limen-console canvas');
           if (!canvas || canvas.width < 2 || canvas.height < 2) return false;
           const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
           let lit = 0;

@@ -416,7 +416,8 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         Assert.Equal(vm, session.GetProperty("vm_id").GetGuid());
         Assert.Equal(0, (await ProblemAssert.Json(await other.GetAsync($"/api/console/sessions?user_id={owner.Id}"))).GetProperty("total").GetInt32());
         Assert.Equal(sid, (await ConsoleKit.SessionAsync(owner.Client, vm)).GetProperty("id").GetGuid());
-        await ProblemAssert.IsProblem(await owner.Client.DeleteAsync($"/api/console/sessions/{sid}"), HttpStatusCode.Forbidden, Problems.Forbidden);
+        // Another user's session is answered as one that does not exist.
+        await ProblemAssert.IsProblem(await other.DeleteAsync($"/api/console/sessions/{sid}"), HttpStatusCode.NotFound, Problems.NotFound);
         await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/console/sessions/{Guid.NewGuid()}"), HttpStatusCode.NotFound, Problems.NotFound);
         await ProblemAssert.IsProblem(await admin.GetAsync("/api/console/sessions?page_size=0"), HttpStatusCode.BadRequest, Problems.Validation);
 
@@ -432,6 +433,28 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         await ProblemAssert.IsProblem(await admin.DeleteAsync($"/api/console/sessions/{sid}"), HttpStatusCode.Conflict, Problems.Conflict);
         var ended = await ProblemAssert.Json(await admin.GetAsync($"/api/console/sessions?active=false&vm_id={vm}"));
         Assert.Equal("admin_terminated", Assert.Single(ended.GetProperty("items").EnumerateArray()).GetProperty("end_reason").GetString());
+    }
+
+    [Fact]
+    public async Task A_user_ends_their_own_session_as_user_terminated_and_the_client_is_told_not_to_reconnect()
+    {
+        await using var vnc = new FakeVncServer();
+        var owner = await OwnerAsync("self-ender");
+        var vm = await ConsoleKit.CreateWiredVmAsync(Server, owner.Client, owner.Image, "self-ended", vnc.Port);
+        var (_, url) = await ConsoleKit.TicketAsync(owner.Client, vm);
+        using var socket = await ConsoleKit.OpenAsync(url);
+        await ConsoleKit.ReadExactAsync(socket, 12);
+        var sid = (await ConsoleKit.SessionAsync(owner.Client, vm)).GetProperty("id").GetGuid();
+
+        Assert.Equal(HttpStatusCode.NoContent, (await owner.Client.DeleteAsync($"/api/console/sessions/{sid}")).StatusCode);
+
+        var (status, description) = await ConsoleKit.ReadCloseAsync(socket);
+        Assert.Equal(WebSocketCloseStatus.PolicyViolation, status);
+        Assert.Equal("user_terminated", description);
+        Assert.Equal(1, await Count($"SELECT count(*) FROM console_sessions WHERE id = '{sid}' AND end_reason = 'user_terminated'"));
+        Assert.Equal(1, await Count(
+            $"SELECT count(*) FROM audit_logs WHERE action = 'console.session.terminate' AND result = 'success' AND target_id = '{sid}' AND user_id = '{owner.Id}' AND details->>'reason' = 'user_terminated'"));
+        Assert.False(IsRelayed(sid));
     }
 
     [Fact]

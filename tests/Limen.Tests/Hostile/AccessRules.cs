@@ -37,6 +37,12 @@ public enum Access
     AdminPage,
 
     /// <summary>
+    /// A UI page of one object by id: anonymous callers land on the sign-in page; the owner and
+    /// admins get it; another user gets exactly the 404 problem an id of nothing gets.
+    /// </summary>
+    OwnerPage,
+
+    /// <summary>
     /// A UI page's form post: without the page's anti-forgery token it is a 400 for everybody who
     /// may open the page and changes nothing; anonymous callers of a signed-in page are sent to sign in.
     /// </summary>
@@ -95,8 +101,7 @@ public static class AccessRules
         new("GET /api/docs/favicon.svg", Access.Public, 200),
         new("GET /api/docs/scalar.js", Access.Public, 200),
         new("GET /api/docs/scalar.aspnetcore.js", Access.Public, 200),
-        new("GET /console/{id:guid}", Access.Public, 200),
-        new("GET /console/assets/{**path}", Access.Public, 200, Values: new Dictionary<string, string> { ["path"] = "console.js" }),
+        new("GET /novnc/{**path}", Access.Public, 200, Values: new Dictionary<string, string> { ["path"] = "core/rfb.js" }),
         new("POST /api/auth/login", Access.Public, 200, Body: """{"username":"h-victim","password":"correct horse battery"}"""),
         new("POST /api/auth/refresh", Access.Public, 401),
         new("POST /api/auth/logout", Access.Public, 204),
@@ -151,8 +156,9 @@ public static class AccessRules
         new("GET /api/admin/settings", Access.Admin, 200),
         // Open already (the world's setting): a 200 that changes nothing.
         new("PUT /api/admin/settings", Access.Admin, 200, Body: """{"registration_open":true}"""),
-        new("DELETE /api/console/sessions/{sid:guid}", Access.Admin, 204, Fresh: true),
         new("GET /api/admin/backups/{id:guid}/report", Access.Admin, 404, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
+        // The session's own user may end it too (the console page offers it at the session limit).
+        new("DELETE /api/console/sessions/{sid:guid}", Access.Owner, 204, Fresh: true),
 
         new("POST /api/alerts/webhook", Access.Webhook, 204, Body: AlertPayload),
 
@@ -196,6 +202,8 @@ public static class AccessRules
         new("POST /admin/backups/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType, Values: new Dictionary<string, string> { ["id"] = "00000000-0000-4000-8000-000000000001" }),
         new("GET /admin/images", Access.AdminPage, 200),
         new("POST /admin/images", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        new("GET /vms/{id:guid}/console", Access.OwnerPage, 200),
+        new("POST /vms/{id:guid}/console", Access.Form, 400, Body: FormPost, ContentType: FormType),
         // Blazor's redirect for enhanced navigation: without a protected target there is nothing to follow.
         new("GET /_framework/opaque-redirect", Access.Public, 400),
         new("GET {**path:file}", Access.StaticFile, 200, Values: new Dictionary<string, string> { ["path"] = "favicon.svg" }),

@@ -208,7 +208,12 @@ public sealed class AuthorizationMatrixTests(HostileWorld world) : IClassFixture
         }
 
         problems.AddRange(changes.Select(c => "changed " + c));
-        problems.AddRange(Leaks(world.Anonymous, exchange));
+        // The sign-in page carries the way back, which the caller sent itself (a page of one object names its id).
+        var withoutWayBack = exchange with
+        {
+            Body = exchange.Body.Replace(expected, "", StringComparison.Ordinal).Replace(request.PathAndQuery, "", StringComparison.Ordinal),
+        };
+        problems.AddRange(Leaks(world.Anonymous, withoutWayBack));
         if (problems.Count > 0)
         {
             failures.Add($"{endpoint.Key}: {string.Join(", ", problems)}: {exchange}");

@@ -50,11 +50,10 @@ public static class ConsoleEndpoints
 
         var sessions = routes.MapGroup("/api/console/sessions").WithTags("Console");
         sessions.MapGet("/", ListSessions);
-        sessions.MapDelete("/{sid:guid}", TerminateSession).RequireAuthorization(Policies.Admin);
+        sessions.MapDelete("/{sid:guid}", TerminateSession);
 
-        // The page signs in by itself (sessionStorage), so serving it needs no token.
-        routes.MapGet("/console/{id:guid}", ConsolePage.Page).AllowAnonymous().ExcludeFromDescription();
-        routes.MapGet("/console/assets/{**path}", ConsolePage.Asset).AllowAnonymous().ExcludeFromDescription();
+        // The console page is in the web UI: Ui/Pages/Vms/VmConsole.razor.
+        routes.MapGet("/novnc/{**path}", NoVncFiles.Get).AllowAnonymous().ExcludeFromDescription();
         return routes;
     }
 
@@ -206,9 +205,9 @@ public static class ConsoleEndpoints
 
     /// <summary>204 once the relay confirmed the end, 202 when it did not within the wait (<see cref="ConsoleSessions.TerminateAsync"/>).</summary>
     private static async Task<Results<NoContent, Accepted, ProblemHttpResult>> TerminateSession(
-        Guid sid, ConsoleSessions sessions, CancellationToken cancellationToken)
+        Guid sid, HttpContext http, ConsoleSessions sessions, CancellationToken cancellationToken)
     {
-        var outcome = await sessions.TerminateAsync(sid, cancellationToken);
+        var outcome = await sessions.TerminateAsync(sid, http.User, cancellationToken);
         if (outcome.Failure is { } failure)
         {
             return failure.ToProblem();

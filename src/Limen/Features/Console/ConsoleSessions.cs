@@ -22,14 +22,20 @@ public static class ConsoleEndReasons
     public const string VmDeleted = "vm_deleted";
     public const string UserDisabled = "user_disabled";
     public const string AdminTerminated = "admin_terminated";
+    /// <summary>The session's own user ended it (from another console tab, to make room under the limit).</summary>
+    public const string UserTerminated = "user_terminated";
     public const string ServerRestart = "server_restart";
 }
 
 /// <summary>The data of console.session.opened|closed (reason only when closed).</summary>
 public sealed record ConsoleSessionEvent(Guid SessionId, Guid VmId, Guid UserId, string? ServerId, string? Reason);
 
-/// <summary>The data of console.session.terminate_requested: <paramref name="ServerId"/> is the server relaying the session.</summary>
-public sealed record ConsoleTerminateRequest(Guid SessionId, Guid VmId, string ServerId);
+/// <summary>
+/// The data of console.session.terminate_requested: <paramref name="ServerId"/> is the server relaying
+/// the session, <paramref name="Reason"/> the end reason to record (absent in requests written
+/// before users could end their own sessions: those were an admin's).
+/// </summary>
+public sealed record ConsoleTerminateRequest(Guid SessionId, Guid VmId, string ServerId, string? Reason = null);
 
 /// <summary>A session this server is relaying right now.</summary>
 public sealed class LiveConsoleSession(Guid id, Guid userId, Guid vmId, DateTimeOffset startedAt) : IDisposable
@@ -365,14 +371,19 @@ public sealed class ConsoleSessions
     /// server that is gone stops counting against its user's limit; a relay still running ends when
     /// the request reaches it.
     /// </summary>
-    public async Task<Outcome<bool>> TerminateAsync(Guid sid, CancellationToken cancellationToken)
+    public async Task<Outcome<bool>> TerminateAsync(Guid sid, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         await using var db = await dbFactory.CreateDbContextAsync(cancellationToken);
         var row = await db.ConsoleSessions.FirstOrDefaultAsync(s => s.Id == sid, cancellationToken);
-        if (row is null)
+        var callerId = caller.GetUserId();
+        if (row is null || (row.UserId != callerId && !caller.IsAdmin()))
         {
             return new NotFound("The console session");
         }
+
+        // Admins end anybody's (admin_terminated); a user ends their own (user_terminated: the
+        // console page offers it when the session limit is reached).
+        var reason = row.UserId == callerId ? ConsoleEndReasons.UserTerminated : ConsoleEndReasons.AdminTerminated;
 
         if (row.EndedAt is not null)
         {
@@ -382,15 +393,15 @@ public sealed class ConsoleSessions
 
         if (Find(sid) is { } liveSession)
         {
-            liveSession.TryEnd(ConsoleEndReasons.AdminTerminated);
+            liveSession.TryEnd(reason);
             // Answer once the connection is really closed and recorded.
             await liveSession.Finished.WaitAsync(TerminateWait, cancellationToken);
         }
         else if (row.ServerId is { } relay && relay != server.Id)
         {
             var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
-            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay)));
+            row.EndReason = reason;
+            events.Stage(db, new EventDraft(EventTypes.ConsoleSessionTerminateRequested, ownerId, row.VmId, new ConsoleTerminateRequest(row.Id, row.VmId, relay, reason)));
             await db.SaveChangesAsync(cancellationToken);
             var confirmed = await WaitForClosedAsync(sid, TerminateWait, cancellationToken);
             if (!confirmed)
@@ -408,21 +419,21 @@ public sealed class ConsoleSessions
             }
 
             await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-                Details: new { user_id = row.UserId, vm_id = row.VmId, server_id = relay, confirmed }), cancellationToken);
+                Details: new { user_id = row.UserId, vm_id = row.VmId, reason, server_id = relay, confirmed }), cancellationToken);
             return confirmed;
         }
         else
         {
             // A record no relay holds (this server's previous run died before it could close it).
             row.EndedAt = clock.GetUtcNow();
-            row.EndReason = ConsoleEndReasons.AdminTerminated;
+            row.EndReason = reason;
             var ownerId = await VmOwnerAsync(db, row.VmId, cancellationToken);
             events.Stage(db, SessionEvent(EventTypes.ConsoleSessionClosed, row, ownerId));
             await db.SaveChangesAsync(cancellationToken);
         }
 
         await audit.RecordAsync(new AuditEvent("console.session.terminate", AuditResults.Success, "console_session", sid.ToString(),
-            Details: new { user_id = row.UserId, vm_id = row.VmId }), cancellationToken);
+            Details: new { user_id = row.UserId, vm_id = row.VmId, reason }), cancellationToken);
         return true;
     }
 
