@@ -36,11 +36,6 @@ public enum Access
     /// <summary>A UI page for admins: anonymous callers land on the sign-in page, users get 403.</summary>
     AdminPage,
 
-    /// <summary>
-    /// A UI page of one object by id: anonymous callers land on the sign-in page; the owner and
-    /// admins get it; another user gets exactly the 404 problem an id of nothing gets.
-    /// </summary>
-    OwnerPage,
 
     /// <summary>
     /// A UI page's form post: without the page's anti-forgery token it is a 400 for everybody who

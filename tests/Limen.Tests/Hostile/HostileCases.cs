@@ -135,6 +135,7 @@ public static class HostileCases
         Form("POST /vms", w => w.User, w => "/vms", "vm-bulk", "Bulk.Action", "Bulk.Ids"),
         Form("POST /vms/new", w => w.User, w => "/vms/new", "create-vm", "Form.Name", "Form.Vcpus", "Form.MemoryMb", "Form.DiskGb", "Form.ImageId"),
         Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", "vm-delete", "Confirm.Name", "Action"),
+        Form("POST /vms/{id:guid}/console", w => w.User, w => $"/vms/{w.VmId}/console", "probe"),
         Form("POST /admin", w => w.Admin, w => "/admin", "probe"),
         Form("POST /admin/users", w => w.Admin, w => "/admin/users", "user-create", "Form.Username", "Form.Password", "Form.Role"),
         Form("POST /admin/users/{id:guid}", w => w.Admin, w => $"/admin/users/{w.VictimId}", "user-status", "Form.Disabled", "Form.Role", "Form.Password"),
