@@ -126,6 +126,10 @@ public static class HostileCases
         Route("DELETE /api/admin/users/{id:guid}/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("DELETE /api/admin/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
+
+        Form("POST /register", w => w.Anonymous, "/register", ["register"], "Form.Username", "Form.Password"),
+        Form("POST /admin/registrations", w => w.Admin, "/admin/registrations", ["registration-switch", "registration-decision"],
+            "Switch.Open", "Decision.Choice"),
     ];
 
     private static EndpointRecipe Body(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, params BodyField[] fields) =>
@@ -301,6 +305,26 @@ public static class HostileCases
             return new HostileCase(new HostileRequest("POST", "/api/admin/images/upload?" + query, bytes, "application/octet-stream"), parts);
         }).Where(c => c.Definite);
     });
+
+    /// <summary>
+    /// A page's form post as another origin could send it: without the page's anti-forgery token
+    /// (it cannot read the page), with the page's form names or others, hostile field values and
+    /// content types. Every one is refused and changes nothing.
+    /// </summary>
+    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, string path, string[] formNames, params string[] fields) =>
+        new(key, caller, (w, e) =>
+        {
+            var handler = Gen.OneOf(formNames.Concat(["", "probe", "register ", "REGISTER", "signin", new string('h', 3000)]).ToArray());
+            var value = Gen.OneOf(Markup.Concat(Controls).Concat(
+                ["true", "false", "approve:" + w.PendingId, "reject:" + w.PendingId, "approve:" + w.VictimId, "h-victim", "", new string('v', 100_000)]).ToArray());
+            var type = Gen.OneOf<string?>(AccessRules.FormType, AccessRules.FormType, "multipart/form-data; boundary=x", "text/plain", "application/json", null);
+            return Gen.Select(handler, Gen.Int[0, fields.Length - 1], value, type).Select((h, i, v, t) =>
+            {
+                var body = $"_handler={Uri.EscapeDataString(h)}&{fields[i]}={Uri.EscapeDataString(v)}";
+                return new HostileCase(new HostileRequest("POST", path, Encoding.UTF8.GetBytes(body), t),
+                    [new Hostile("form post without the anti-forgery token", h, true), new Hostile("form value", v, false)]);
+            });
+        });
 
     /// <summary>A body that bodyless endpoints ought to ignore (null: none).</summary>
     private static Gen<(byte[] Body, string? ContentType)?> JunkBody() => Gen.Frequency(
