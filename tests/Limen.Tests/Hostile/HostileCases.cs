@@ -127,6 +127,10 @@ public static class HostileCases
         Route("DELETE /api/admin/quota/{limit?}", w => w.Admin, QuotaResets),
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
 
+        // The foundation's pages, with the same recipe.
+        Form("POST /signin", w => w.Anonymous, "/signin", ["signin"], "Form.Username", "Form.Password", "Form.Return"),
+        Form("POST /signout", w => w.User, "/signout", ["signout"], "_handler"),
+        Form("POST /", w => w.User, "/", ["signout"], "Form.Name"),
         Form("POST /register", w => w.Anonymous, "/register", ["register"], "Form.Username", "Form.Password"),
         Form("POST /admin/registrations", w => w.Admin, "/admin/registrations", ["registration-switch", "registration-decision"],
             "Switch.Open", "Decision.Choice"),
