@@ -128,55 +128,26 @@ public static class HostileCases
         Route("* /vnc/{id:guid}", w => w.Anonymous, Tickets),
 
         // The web UI's form posts (every @page answers POST).
-        Form("POST /signin", w => w.Anonymous, w => "/signin", "signin", "Form.Username", "Form.Password", "Form.Return"),
-        Form("POST /signout", w => w.User, w => "/signout", "signout"),
-        Form("POST /register", w => w.Anonymous, w => "/register", "register", "Form.Username", "Form.Password"),
-        Form("POST /", w => w.User, w => "/", "probe"),
-        Form("POST /vms", w => w.User, w => "/vms", "vm-bulk", "Bulk.Action", "Bulk.Ids"),
-        Form("POST /vms/new", w => w.User, w => "/vms/new", "create-vm", "Form.Name", "Form.Vcpus", "Form.MemoryMb", "Form.DiskGb", "Form.ImageId"),
-        Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", "vm-delete", "Confirm.Name", "Action"),
-        Form("POST /vms/{id:guid}/console", w => w.User, w => $"/vms/{w.VmId}/console", "probe"),
-        Form("POST /admin", w => w.Admin, w => "/admin", "probe"),
-        Form("POST /admin/users", w => w.Admin, w => "/admin/users", "user-create", "Form.Username", "Form.Password", "Form.Role"),
-        Form("POST /admin/users/{id:guid}", w => w.Admin, w => $"/admin/users/{w.VictimId}", "user-status", "Form.Disabled", "Form.Role", "Form.Password"),
-        Form("POST /admin/registrations", w => w.Admin, w => "/admin/registrations", "registration-decision", "Decision.Id", "Decision.Approve"),
-        Form("POST /admin/quota", w => w.Admin, w => "/admin/quota", "system-quota", "Form.MaxVms", "Form.MaxVcpus"),
-        Form("POST /admin/sessions", w => w.Admin, w => "/admin/sessions", "session-terminate", "SessionId"),
-        Form("POST /admin/alerts", w => w.Admin, w => "/admin/alerts", "probe"),
-        Form("POST /admin/audit", w => w.Admin, w => "/admin/audit", "probe"),
-        Form("POST /admin/backups", w => w.Admin, w => "/admin/backups", "probe"),
-        Form("POST /admin/backups/{id:guid}", w => w.Admin, w => $"/admin/backups/{Guid.NewGuid()}", "probe"),
-        Form("POST /admin/images", w => w.Admin, w => "/admin/images", "image-delete", "ImageId"),
+        Form("POST /signin", w => w.Anonymous, w => "/signin", ["signin"], "Form.Username", "Form.Password", "Form.Return"),
+        Form("POST /signout", w => w.User, w => "/signout", ["signout"], "Form.Name"),
+        Form("POST /register", w => w.Anonymous, w => "/register", ["register"], "Form.Username", "Form.Password"),
+        Form("POST /", w => w.User, w => "/", ["probe"], "Form.Name"),
+        Form("POST /vms", w => w.User, w => "/vms", ["vm-bulk"], "Bulk.Action", "Bulk.Ids"),
+        Form("POST /vms/new", w => w.User, w => "/vms/new", ["create-vm"], "Form.Name", "Form.Vcpus", "Form.MemoryMb", "Form.DiskGb", "Form.ImageId"),
+        Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", ["snapshot-act", "snapshot-create", "vm-action", "vm-boot", "vm-cdrom", "vm-delete"], "Confirm.Name", "Action"),
+        Form("POST /vms/{id:guid}/console", w => w.User, w => $"/vms/{w.VmId}/console", ["probe"], "Form.Name"),
+        Form("POST /admin", w => w.Admin, w => "/admin", ["probe"], "Form.Name"),
+        Form("POST /admin/users", w => w.Admin, w => "/admin/users", ["user-create"], "Form.Username", "Form.Password", "Form.Role"),
+        Form("POST /admin/users/{id:guid}", w => w.Admin, w => $"/admin/users/{w.VictimId}", ["user-password", "user-quota", "user-quota-reset", "user-role", "user-status"], "Form.Disabled", "Form.Role", "Form.Password"),
+        Form("POST /admin/registrations", w => w.Admin, w => "/admin/registrations", ["registration-switch", "registration-decision"], "Switch.Open", "Decision.Choice"),
+        Form("POST /admin/quota", w => w.Admin, w => "/admin/quota", ["system-quota", "system-quota-reset"], "Form.MaxVms", "Form.MaxVcpus"),
+        Form("POST /admin/sessions", w => w.Admin, w => "/admin/sessions", ["session-terminate"], "SessionId"),
+        Form("POST /admin/alerts", w => w.Admin, w => "/admin/alerts", ["probe"], "Form.Name"),
+        Form("POST /admin/audit", w => w.Admin, w => "/admin/audit", ["probe"], "Form.Name"),
+        Form("POST /admin/backups", w => w.Admin, w => "/admin/backups", ["probe"], "Form.Name"),
+        Form("POST /admin/backups/{id:guid}", w => w.Admin, w => $"/admin/backups/{Guid.NewGuid()}", ["probe"], "Form.Name"),
+        Form("POST /admin/images", w => w.Admin, w => "/admin/images", ["image-delete"], "ImageId"),
     ];
-
-    /// <summary>
-    /// A page's form post as another site (or a replay) would send it: the page's fields with any
-    /// text, and no anti-forgery token or a forged one. Every such post
-    /// is a 400 antiforgery-failed problem before the page's handler runs, whatever the fields say.
-    /// </summary>
-    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, string formName, params string[] fields) =>
-        new(key, caller, (w, e) =>
-        {
-            var token = Gen.OneOf(
-                Gen.Const(new Hostile("form post without an anti-forgery token", "", true)),
-                Gen.String[Gen.Char.AlphaNumeric, 1, 200].Select(t => new Hostile("form post with a forged anti-forgery token", "__RequestVerificationToken=" + t, true)));
-            var values = Gen.String[Gen.Char[' ', '~'], 0, 300].Array[fields.Length];
-            return Gen.Select(token, values, Gen.Bool).Select((t, v, named) =>
-            {
-                var pairs = fields.Zip(v, (f, value) => $"{Uri.EscapeDataString(f)}={Uri.EscapeDataString(value)}").ToList();
-                if (t.Value.Length > 0)
-                {
-                    pairs.Add(t.Value);
-                }
-
-                if (named)
-                {
-                    pairs.Add("_handler=" + formName);
-                }
-
-                return new HostileCase(new HostileRequest("POST", path(w), Encoding.UTF8.GetBytes(string.Join("&", pairs)), "application/x-www-form-urlencoded"), [t]);
-            });
-        });
 
     private static EndpointRecipe Body(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, params BodyField[] fields) =>
         Body(key, caller, path, strictMembers: true, fields: fields);
@@ -351,6 +322,26 @@ public static class HostileCases
             return new HostileCase(new HostileRequest("POST", "/api/admin/images/upload?" + query, bytes, "application/octet-stream"), parts);
         }).Where(c => c.Definite);
     });
+
+    /// <summary>
+    /// A page's form post as another origin could send it: without the page's anti-forgery token
+    /// (it cannot read the page), with the page's form names or others, hostile field values and
+    /// content types. Every one is refused and changes nothing.
+    /// </summary>
+    private static EndpointRecipe Form(string key, Func<HostileWorld, Principal> caller, Func<HostileWorld, string> path, string[] formNames, params string[] fields) =>
+        new(key, caller, (w, e) =>
+        {
+            var handler = Gen.OneOf(formNames.Concat(["", "probe", "register ", "REGISTER", "signin", new string('h', 3000)]).ToArray());
+            var value = Gen.OneOf(Markup.Concat(Controls).Concat(
+                ["true", "false", "approve:" + w.PendingId, "reject:" + w.PendingId, "approve:" + w.VictimId, "h-victim", "", new string('v', 100_000)]).ToArray());
+            var type = Gen.OneOf<string?>(AccessRules.FormType, AccessRules.FormType, "multipart/form-data; boundary=x", "text/plain", "application/json", null);
+            return Gen.Select(handler, Gen.Int[0, fields.Length - 1], value, type).Select((h, i, v, t) =>
+            {
+                var body = $"_handler={Uri.EscapeDataString(h)}&{fields[i]}={Uri.EscapeDataString(v)}";
+                return new HostileCase(new HostileRequest("POST", path(w), Encoding.UTF8.GetBytes(body), t),
+                    [new Hostile("form post without the anti-forgery token", h, true), new Hostile("form value", v, false)]);
+            });
+        });
 
     /// <summary>A body that bodyless endpoints ought to ignore (null: none).</summary>
     private static Gen<(byte[] Body, string? ContentType)?> JunkBody() => Gen.Frequency(
