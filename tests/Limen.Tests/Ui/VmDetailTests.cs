@@ -97,6 +97,7 @@ public sealed class VmDetailTests(UiBrowser browser) : IClassFixture<UiBrowser>
         await row.WaitForAsync();
         Assert.Contains("running, with memory", await row.TextContentAsync());
         Assert.Equal("running", await row.Locator("td[data-label='Revert leads to']").TextContentAsync());
+        await SettleAsync(ui.Page);
 
         // A second snapshot with the same name: the problem is beside the name field.
         await ui.Page.FillAsync("#snapshot_name", "before-upgrade");
