@@ -73,7 +73,8 @@ public sealed class VmDetailTests(UiBrowser browser) : IClassFixture<UiBrowser>
         await ui.Page.WaitForSelectorAsync("limen-vm-stats figure[data-chart=cpu]");
         Assert.Equal(4, await ui.Page.Locator("limen-vm-stats figure").CountAsync());
         Assert.True(await ui.Page.EvaluateAsync<bool>("() => window.keptAcrossActions === true"));
-        Assert.Equal(4, await server.Database.ScalarAsync(
+        // Start, pause, resume and force stop on the page, start through the API.
+        Assert.Equal(5, await server.Database.ScalarAsync(
             $"SELECT count(*) FROM audit_logs WHERE target_id = '{vmId}' AND result = 'success' AND action IN ('vm.start', 'vm.suspend', 'vm.resume', 'vm.stop')"));
         await ui.Page.WaitForSelectorAsync("#vm-audit td:text('vm.resume')");
         await ui.AssertAccessibleAsync();
@@ -96,6 +97,7 @@ public sealed class VmDetailTests(UiBrowser browser) : IClassFixture<UiBrowser>
         await row.WaitForAsync();
         Assert.Contains("running, with memory", await row.TextContentAsync());
         Assert.Equal("running", await row.Locator("td[data-label='Revert leads to']").TextContentAsync());
+        await SettleAsync(ui.Page);
 
         // A second snapshot with the same name: the problem is beside the name field.
         await ui.Page.FillAsync("#snapshot_name", "before-upgrade");
