@@ -181,8 +181,9 @@ public static class AccessRules
         new("POST /admin", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /admin/users", Access.AdminPage, 200),
         new("POST /admin/users", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
-        new("GET /admin/users/{id:guid}", Access.AdminPage, 200),
-        new("POST /admin/users/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
+        // The sign-in page an anonymous caller lands on carries the path asked for (with its id) as the way back.
+        new("GET /admin/users/{id:guid}", Access.AdminPage, 200, EchoesRequests: true),
+        new("POST /admin/users/{id:guid}", Access.AdminForm, 400, Body: FormPost, ContentType: FormType, EchoesRequests: true),
         new("GET /admin/quota", Access.AdminPage, 200),
         new("POST /admin/quota", Access.AdminForm, 400, Body: FormPost, ContentType: FormType),
         new("GET /admin/sessions", Access.AdminPage, 200),
