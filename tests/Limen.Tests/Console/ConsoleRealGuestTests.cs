@@ -180,7 +180,7 @@ public sealed class ConsoleRealGuestTests(Xunit.Abstractions.ITestOutputHelper o
     }
 
     /// <summary>The page's status says connected and noVNC's canvas shows the guest.</summary>
-    private static async Task WaitConnectedAsync(IPage page)
+    internal static async Task WaitConnectedAsync(IPage page)
     {
         await page.WaitForSelectorAsync(".console-status[data-state=connected]", new PageWaitForSelectorOptions { Timeout = 90_000 });
         await page.WaitForFunctionAsync(LitPixelsScript, null, new PageWaitForFunctionOptions { Timeout = 60_000 });
