@@ -1,4 +1,4 @@
-using System.Net;
+using System.Net.Http.Json;
 using Limen.Features.Hosts;
 using Limen.Tests.Infrastructure;
 using Limen.Tests.RemoteConsole;
