@@ -68,6 +68,8 @@ public sealed class RealGuestFlowTests
                 TimeSpan.FromSeconds(60), "the revert's audit row");
             await ui.ScreenshotAsync("flow-after-revert");
 
+            // The revert's events re-render the page (live.js); a name typed before that lands would be wiped with it.
+            await ui.Page.WaitForTimeoutAsync(2000);
             await ui.Page.FillAsync("#confirm_name", "flow-guest");
             await ui.Page.ClickAsync("#vm-delete");
             await ui.Page.WaitForURLAsync(url => new Uri(url).AbsolutePath == "/vms", new PageWaitForURLOptions { Timeout = 120_000 });
