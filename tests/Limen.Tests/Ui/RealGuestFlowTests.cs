@@ -60,9 +60,12 @@ public sealed class RealGuestFlowTests
             await ui.Page.ClickAsync("#snapshot-create");
             var row = ui.Page.Locator("tr[data-snapshot=first-boot]");
             await row.WaitForAsync(new LocatorWaitForOptions { Timeout = 120_000 });
+            // A disk-only snapshot of a running VM: the page says a revert leads to stopped, and the badge goes there.
+            var leadsTo = (await row.Locator("td[data-label='Revert leads to']").TextContentAsync())?.Trim();
+            Assert.Equal("stopped", leadsTo);
             await row.Locator("summary:text('Revert…')").ClickAsync();
             await row.Locator("button:text('Revert now')").ClickAsync();
-            await ui.Page.WaitForSelectorAsync("#vm-state[data-state=running]", new PageWaitForSelectorOptions { Timeout = 120_000 });
+            await ui.Page.WaitForSelectorAsync($"#vm-state[data-state={leadsTo}]", new PageWaitForSelectorOptions { Timeout = 120_000 });
             await ConsoleKit.WaitForAsync(async () => await server.Database.ScalarAsync(
                     $"SELECT count(*) FROM audit_logs WHERE action = 'snapshot.revert' AND result = 'success' AND target_id = '{id}'") == 1,
                 TimeSpan.FromSeconds(60), "the revert's audit row");
