@@ -464,7 +464,6 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         var owner = await OwnerAsync("slow-reader");
         var vm = await ConsoleKit.CreateWiredVmAsync(Server, owner.Client, owner.Image, "flooded", vnc.Port);
         var (_, url) = await ConsoleKit.TicketAsync(owner.Client, vm);
-        var memoryBefore = GC.GetTotalMemory(forceFullCollection: true);
 
         using var socket = await ConsoleKit.OpenAsync(url);
         // The client reads nothing. Once the socket buffers on the way are full, the flood must stop.
@@ -479,13 +478,13 @@ public sealed class ConsoleTests(ConsoleServerFixture fixture, Xunit.Abstraction
         }
         while (current != previous && current < 256L * 1024 * 1024);
 
-        // Kernel socket buffers on loopback hold a few MiB per socket; an unbounded relay would take it all.
+        // Kernel socket buffers on loopback hold a few MiB per socket; an unbounded relay would read
+        // the flood on into its own memory, so the VNC side would never stall. What the stand-in got
+        // out is the relay's own measure: the process's managed heap is shared with parallel tests.
         Assert.True(current < 64L * 1024 * 1024, $"the stand-in VNC server got {current} bytes out to a client that reads nothing");
         await Task.Delay(1500);
         Assert.Equal(current, vnc.BytesSent);
-        var grown = GC.GetTotalMemory(forceFullCollection: true) - memoryBefore;
-        Assert.True(grown < 16L * 1024 * 1024, $"managed memory grew by {grown} bytes");
-        output.WriteLine($"stalled after {current} bytes from the VNC side; managed memory grew by {grown} bytes");
+        output.WriteLine($"stalled after {current} bytes from the VNC side");
 
         socket.Abort();
         await ConsoleKit.WaitForAsync(async () => await Count($"SELECT count(*) FROM console_sessions WHERE vm_id = '{vm}' AND end_reason = 'client_closed'") == 1,
