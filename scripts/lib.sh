@@ -122,6 +122,11 @@ sweep_test_leftovers() {
       virsh -c qemu:///system net-undefine "$net" >/dev/null 2>&1 || true
     done
   fi
+  # Simulated hosts (scripts/simhost.sh) a killed run left up: their guests and daemons, before their folders go.
+  for dir in /tmp/limen-test-simhost-[2-9]; do
+    [ -d "$dir" ] || continue
+    "$REPO_ROOT/scripts/simhost.sh" down "${dir##*-}" || log "could not bring down the simulated host in $dir"
+  done
   rm -rf /tmp/limen-test-*
 }
 
