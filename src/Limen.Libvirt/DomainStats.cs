@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Limen.Libvirt;
 
@@ -79,8 +78,7 @@ public sealed class DomainStats
 
     public IReadOnlyList<InterfaceStats> Interfaces { get; }
 
-    private ulong? Number(string key)
-        => Values.TryGetValue(key, out var v) && v is not string and not bool ? Convert.ToUInt64(v, CultureInfo.InvariantCulture) : null;
+    private ulong? Number(string key) => TypedParameters.Number(Values, key);
 
     private string? Text(string key) => Values.TryGetValue(key, out var v) ? v as string : null;
 
@@ -97,22 +95,7 @@ public sealed class DomainStats
                 var record = (VirDomainStatsRecord*)records[i];
                 Native.Check(NativeMethods.virDomainGetUUID(record->Domain, uuid));
                 var name = Native.CopyString(NativeMethods.virDomainGetName(record->Domain));
-                var values = new Dictionary<string, object>(record->NParams);
-                for (var p = 0; p < record->NParams; p++)
-                {
-                    var param = &record->Params[p];
-                    values[Native.FixedString(param->Field, 80)] = param->Type switch
-                    {
-                        1 => param->I,
-                        2 => param->UI,
-                        3 => param->L,
-                        4 => param->UL,
-                        5 => param->D,
-                        6 => param->B != 0,
-                        7 => Marshal.PtrToStringUTF8(param->S) ?? "",
-                        var t => throw new LibvirtException($"unknown virTypedParameterType {t}"),
-                    };
-                }
+                var values = TypedParameters.Read(record->Params, record->NParams);
                 result[i] = new DomainStats(Native.ToGuid(uuid), name, values);
             }
             return result;

@@ -28,6 +28,8 @@ public sealed unsafe class LibvirtConnection : IDisposable
         Uri = uri;
     }
 
+    internal ConnectHandle Handle => handle;
+
     /// <summary>The URI this connection was opened with, e.g. <c>qemu:///system</c>.</summary>
     public string Uri { get; }
 

@@ -88,6 +88,62 @@ public sealed unsafe class LibvirtDomain : IDisposable
         }
     }
 
+    /// <summary>
+    /// Live-migrates (or, with <see cref="MigrationFlags.Offline"/>, moves) the domain to
+    /// <paramref name="destination"/> with virDomainMigrate3 in direct mode: this process drives the
+    /// migration over both connections, so the hosts need not reach each other's libvirtd, only the
+    /// destination's QEMU port (<see cref="MigrationParameters.MigrateUri"/>). Blocks until the
+    /// migration ended; <see cref="AbortJob"/> from another thread cancels it.
+    /// </summary>
+    /// <returns>The domain on the destination (dispose it). This handle keeps pointing at the source's domain.</returns>
+    /// <exception cref="LibvirtException">The migration was refused, failed or was aborted; the guest then still runs on the source.</exception>
+    public LibvirtDomain MigrateTo(LibvirtConnection destination, MigrationParameters parameters, MigrationFlags flags)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentNullException.ThrowIfNull(parameters);
+        using var typed = parameters.ToTypedParameters();
+        return new LibvirtDomain(Native.Check(NativeMethods.virDomainMigrate3(handle, destination.Handle, typed.Items, (uint)typed.Count, (uint)flags)));
+    }
+
+    /// <summary>
+    /// Migrates the domain with virDomainMigrateToURI3. With <see cref="MigrationFlags.PeerToPeer"/>
+    /// (the mode this is for) the source libvirtd connects to <paramref name="destinationUri"/> itself,
+    /// so that URI must be one the source host can reach (e.g. <c>qemu+tcp://127.0.0.3/system</c>).
+    /// Blocks until the migration ended.
+    /// </summary>
+    /// <exception cref="LibvirtException">The migration was refused, failed or was aborted.</exception>
+    public void MigrateToUri(string destinationUri, MigrationParameters parameters, MigrationFlags flags)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(destinationUri);
+        ArgumentNullException.ThrowIfNull(parameters);
+        using var typed = parameters.ToTypedParameters();
+        Native.Check(NativeMethods.virDomainMigrateToURI3(handle, destinationUri, typed.Items, (uint)typed.Count, (uint)flags));
+    }
+
+    /// <summary>
+    /// Progress of the domain's running job (virDomainGetJobStats), e.g. an outgoing migration; Type
+    /// <see cref="DomainJobType.None"/> when there is none. With <paramref name="completed"/> the
+    /// statistics of the last completed job instead (on a migration's destination: DowntimeMs);
+    /// libvirt hands those out once.
+    /// </summary>
+    public DomainJobInfo GetJobStats(bool completed = false)
+    {
+        const uint StatsCompleted = 1; // VIR_DOMAIN_JOB_STATS_COMPLETED
+        Native.Check(NativeMethods.virDomainGetJobStats(handle, out var type, out var parameters, out var count, completed ? StatsCompleted : 0));
+        try
+        {
+            return DomainJobInfo.From((DomainJobType)type, TypedParameters.Read((VirTypedParameter*)parameters, count));
+        }
+        finally
+        {
+            NativeMethods.virTypedParamsFree(parameters, count);
+        }
+    }
+
+    /// <summary>Cancels the domain's running job (virDomainAbortJob); the job's own call then fails with <see cref="LibvirtErrorCode.OperationAborted"/>.</summary>
+    /// <exception cref="LibvirtException">No job runs (<see cref="LibvirtErrorCode.OperationInvalid"/>) or it cannot be aborted.</exception>
+    public void AbortJob() => Native.Check(NativeMethods.virDomainAbortJob(handle));
+
     /// <summary>Creates a snapshot from snapshot XML (<c>&lt;domainsnapshot&gt;</c>; an empty one lets libvirt pick the name).</summary>
     public LibvirtDomainSnapshot CreateSnapshotXml(string xml, SnapshotCreateFlags flags = SnapshotCreateFlags.None)
     {

@@ -61,6 +61,8 @@ public enum LibvirtErrorCode
     ArgumentUnsupported = 74,
     SnapshotRevertRisky = 77,
     OperationAborted = 78,
+    /// <summary>A migration libvirt calls unsafe, e.g. of a disk on a local file system without MigrationFlags.Unsafe.</summary>
+    MigrateUnsafe = 81,
     OperationUnsupported = 84,
     AgentUnresponsive = 86,
     ResourceBusy = 87,

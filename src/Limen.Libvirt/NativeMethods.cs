@@ -60,6 +60,18 @@ internal static unsafe partial class NativeMethods
     [LibraryImport(Lib)] internal static partial int virDomainListGetStats(nint* domains, uint stats, out nint* records, uint flags);
     [LibraryImport(Lib)] internal static partial void virDomainStatsRecordListFree(nint* records);
 
+    // --- migration and jobs (libvirt-domain.h) ---
+    [LibraryImport(Lib)] internal static partial DomainHandle virDomainMigrate3(DomainHandle domain, ConnectHandle dconn, VirTypedParameter* parameters, uint nparams, uint flags);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virDomainMigrateToURI3(DomainHandle domain, string dconnuri, VirTypedParameter* parameters, uint nparams, uint flags);
+    [LibraryImport(Lib)] internal static partial int virDomainGetJobStats(DomainHandle domain, out int type, out nint parameters, out int nparams, uint flags);
+    [LibraryImport(Lib)] internal static partial int virDomainAbortJob(DomainHandle domain);
+
+    // --- typed parameters (libvirt-common.h): the Add functions realloc *params with libvirt's allocator ---
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virTypedParamsAddString(ref nint parameters, ref int nparams, ref int maxparams, string name, string value);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virTypedParamsAddULLong(ref nint parameters, ref int nparams, ref int maxparams, string name, ulong value);
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)] internal static partial int virTypedParamsAddStringList(ref nint parameters, ref int nparams, ref int maxparams, string name, nint* values);
+    [LibraryImport(Lib)] internal static partial void virTypedParamsFree(nint parameters, int nparams);
+
     // --- domain lifecycle events (libvirt-domain.h) ---
     [LibraryImport(Lib)]
     internal static partial int virConnectDomainEventRegisterAny(
