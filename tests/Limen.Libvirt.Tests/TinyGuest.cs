@@ -12,8 +12,11 @@ internal sealed class TinyGuest : IDisposable
     public const string Uri = "qemu:///system";
     public const string Banner = "LIMEN-GUEST READY";
 
-    private TinyGuest(LibvirtConnection connection, string directory, string name, Guid uuid)
+    private readonly bool appendSerial;
+
+    private TinyGuest(LibvirtConnection connection, string directory, string name, Guid uuid, bool appendSerial)
     {
+        this.appendSerial = appendSerial;
         Connection = connection;
         Directory = directory;
         Name = name;
@@ -27,14 +30,22 @@ internal sealed class TinyGuest : IDisposable
     public string DiskPath => Path.Combine(Directory, "disk.qcow2");
     public string SerialLogPath => Path.Combine(Directory, "serial.log");
 
-    public static TinyGuest Create(LibvirtConnection connection)
+    /// <param name="parent">Where the guest's folder goes (a simulated host's DiskDir); a /tmp/limen-test-* folder when null.</param>
+    /// <param name="appendSerial">
+    /// Keep the serial log across QEMU processes (append='on'): a live migration starts a new QEMU
+    /// on the target, which would otherwise truncate the log. Off by default, so a test that starts
+    /// the domain again sees only the new boot's lines.
+    /// </param>
+    public static TinyGuest Create(LibvirtConnection connection, string? parent = null, bool appendSerial = false)
     {
         var baseImage = BuildBaseImage();
         var uuid = Guid.NewGuid();
         // QEMU runs as libvirt-qemu: the directory must be traversable by others.
-        var directory = System.IO.Directory.CreateTempSubdirectory("limen-test-").FullName;
+        var directory = parent is null
+            ? System.IO.Directory.CreateTempSubdirectory("limen-test-").FullName
+            : System.IO.Directory.CreateDirectory(Path.Combine(parent, $"limen-test-{uuid:N}")).FullName;
         File.SetUnixFileMode(directory, (UnixFileMode)0b111_101_101);
-        var guest = new TinyGuest(connection, directory, $"limen-test-{uuid:N}", uuid);
+        var guest = new TinyGuest(connection, directory, $"limen-test-{uuid:N}", uuid, appendSerial);
         try
         {
             Run("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", baseImage, guest.DiskPath);
@@ -109,7 +120,7 @@ internal sealed class TinyGuest : IDisposable
               <target dev='vda' bus='virtio'/>
             </disk>
             <serial type='pty'>
-              <log file='{SerialLogPath}' append='off'/>
+              <log file='{SerialLogPath}' append='{(appendSerial ? "on" : "off")}'/>
               <target port='0'/>
             </serial>
             <console type='pty'><target type='serial' port='0'/></console>
@@ -131,7 +142,7 @@ internal sealed class TinyGuest : IDisposable
         return Path.Combine(root, "guest", "out", "tiny-guest.qcow2");
     }
 
-    private static void Run(string program, params string[] arguments)
+    internal static void Run(string program, params string[] arguments)
     {
         var start = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in arguments)
