@@ -1,8 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
-using System.Text.RegularExpressions;
-using System.Xml.Linq;
 using Limen.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -32,7 +28,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             using var source = guest.Lookup();
             source.Create();
             guest.WaitForSerial(TinyGuest.Banner, BootTimeout);
-            var before = Uptime(guest, source);
+            var before = guest.Uptime(source);
 
             var clock = Stopwatch.StartNew();
             using var onThree = source.MigrateTo(three, new MigrationParameters { MigrateUri = $"tcp://{hosts.Host3.Address}" }, SharedDisk);
@@ -46,9 +42,9 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             Assert.Equal(DomainJobType.Completed, job.Type);
             Assert.NotNull(job.DowntimeMs);
             Assert.True(job.DataProcessed > 0, $"data processed {job.DataProcessed}");
-            var after = Uptime(guest, onThree);
+            var after = guest.Uptime(onThree);
             Assert.True(after > before, $"uptime {before} s before, {after} s after the migration: the guest was restarted");
-            Assert.Single(BannerLines(guest));
+            Assert.Single(guest.BannerLines());
 
             // Back without shared storage: the disk is copied into a new file on host 2, named in the destination XML.
             var copy = Path.Combine(guest.Directory, "copied.qcow2");
@@ -64,9 +60,9 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             Assert.Null(three.LookupDomainByUuid(guest.Uuid));
             Assert.Equal(copy, Assert.Single(back.GetStats(DomainStatsTypes.Block).Blocks).Path);
             Assert.True(new FileInfo(copy).Length > emptySize + (1 << 20), $"{copy} holds {new FileInfo(copy).Length} bytes: nothing was copied");
-            var last = Uptime(guest, back);
+            var last = guest.Uptime(back);
             Assert.True(last > after, $"uptime {after} s on host3, {last} s back on host2: the guest was restarted");
-            Assert.Single(BannerLines(guest));
+            Assert.Single(guest.BannerLines());
         }
         finally
         {
@@ -85,7 +81,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             using var source = guest.Lookup();
             source.Create();
             guest.WaitForSerial(TinyGuest.Banner, BootTimeout);
-            var before = Uptime(guest, source);
+            var before = guest.Uptime(source);
 
             // 1 MiB/s: ~90 MiB of the guest's memory would take a minute and a half.
             var parameters = new MigrationParameters { MigrateUri = $"tcp://{hosts.Host3.Address}", BandwidthMiBs = 1 };
@@ -113,7 +109,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
 
             Assert.Equal(DomainState.Running, source.GetState().State);
             Assert.Null(three.LookupDomainByUuid(guest.Uuid));
-            Assert.True(Uptime(guest, source) > before, "the guest on the source was restarted");
+            Assert.True(guest.Uptime(source) > before, "the guest on the source was restarted");
             Assert.Equal(DomainJobType.None, source.GetJobStats().Type);
             var noJob = Assert.Throws<LibvirtException>(source.AbortJob);
             Assert.Equal(LibvirtErrorCode.OperationInvalid, noJob.Code);
@@ -135,7 +131,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             using var source = guest.Lookup();
             source.Create();
             guest.WaitForSerial(TinyGuest.Banner, BootTimeout);
-            var before = Uptime(guest, source);
+            var before = guest.Uptime(source);
 
             var clock = Stopwatch.StartNew();
             source.MigrateToUri(hosts.Host3.Uri, new MigrationParameters(), SharedDisk | MigrationFlags.PeerToPeer);
@@ -145,7 +141,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             using var target = three.LookupDomainByUuid(guest.Uuid);
             Assert.NotNull(target);
             Assert.Equal((DomainState.Running, RunningMigrated), target.GetState());
-            Assert.True(Uptime(guest, target) > before, "the guest was restarted");
+            Assert.True(guest.Uptime(target) > before, "the guest was restarted");
 
             // Refusals carry libvirt's message: the guest is no longer on host 2.
             var gone = Assert.Throws<LibvirtException>(() => source.MigrateToUri(hosts.Host3.Uri, new MigrationParameters(), SharedDisk | MigrationFlags.PeerToPeer));
@@ -194,14 +190,14 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             using var source = guest.Lookup();
             source.Create();
             guest.WaitForSerial(TinyGuest.Banner, BootTimeout);
-            var before = Uptime(guest, source);
+            var before = guest.Uptime(source);
 
             var clock = Stopwatch.StartNew();
             using var onTwo = source.MigrateTo(two, new MigrationParameters { MigrateUri = $"tcp://{hosts.Host2.Address}" }, SharedDisk);
             output.WriteLine($"local -> host2 (direct): {clock.ElapsedMilliseconds} ms, {onTwo.GetJobStats(completed: true)}");
             Assert.Equal((DomainState.Running, RunningMigrated), onTwo.GetState());
             Assert.Null(local.LookupDomainByUuid(guest.Uuid));
-            var middle = Uptime(guest, onTwo);
+            var middle = guest.Uptime(onTwo);
             Assert.True(middle > before, "the guest was restarted on host2");
 
             // Into the local host, whose QEMU would listen on every address by default: loopback only.
@@ -210,42 +206,14 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             output.WriteLine($"host2 -> local (direct): {clock.ElapsedMilliseconds} ms, {home.GetJobStats(completed: true)}");
             Assert.Equal((DomainState.Running, RunningMigrated), home.GetState());
             Assert.Null(two.LookupDomainByUuid(guest.Uuid));
-            Assert.True(Uptime(guest, home) > middle, "the guest was restarted on the local host");
-            Assert.Single(BannerLines(guest));
+            Assert.True(guest.Uptime(home) > middle, "the guest was restarted on the local host");
+            Assert.Single(guest.BannerLines());
         }
         finally
         {
             RemoveEverywhere(guest.Uuid, local, two);
         }
     }
-
-    /// <summary>The guest's uptime in seconds, asked on its serial console (the pty of the domain's current QEMU) and read from the serial log.</summary>
-    private static double Uptime(TinyGuest guest, LibvirtDomain domain)
-    {
-        var pty = XDocument.Parse(domain.GetXmlDesc()).Descendants("serial").Single().Element("source")!.Attribute("path")!.Value;
-        using var tty = new FileStream(pty, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
-        // The shell may not read its console yet right after the banner: ask again until it answers.
-        for (var attempt = 0; attempt < 5; attempt++)
-        {
-            var tag = $"UP{Guid.NewGuid():N}"[..12];
-            // The tag and '=' are split by quotes, so the echoed command line never matches.
-            tty.Write(Encoding.ASCII.GetBytes($"echo {tag}\"=\"$(cut -d' ' -f1 /proc/uptime)\r"));
-            var clock = Stopwatch.StartNew();
-            while (clock.Elapsed < TimeSpan.FromSeconds(5))
-            {
-                var answer = Regex.Match(guest.SerialLog(), $@"{tag}=(\d+\.\d+)");
-                if (answer.Success)
-                {
-                    return double.Parse(answer.Groups[1].Value, CultureInfo.InvariantCulture);
-                }
-                Thread.Sleep(100);
-            }
-        }
-        throw new TimeoutException($"{guest.Name} did not answer on {pty}; serial log:\n{guest.SerialLog()}");
-    }
-
-    private static IEnumerable<string> BannerLines(TinyGuest guest)
-        => guest.SerialLog().Split('\n').Where(l => l.Contains(TinyGuest.Banner, StringComparison.Ordinal));
 
     // A failed test may leave the guest on any of the hosts, running or not, persistent or not.
     private static void RemoveEverywhere(Guid uuid, params LibvirtConnection[] connections)

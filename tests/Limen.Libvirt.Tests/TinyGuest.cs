@@ -1,4 +1,8 @@
 using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using System.Xml.Linq;
 
 namespace Limen.Libvirt.Tests;
 
@@ -23,7 +27,7 @@ internal sealed class TinyGuest : IDisposable
         Uuid = uuid;
     }
 
-    public LibvirtConnection Connection { get; }
+    public LibvirtConnection Connection { get; private set; }
     public string Directory { get; }
     public string Name { get; }
     public Guid Uuid { get; }
@@ -59,6 +63,9 @@ internal sealed class TinyGuest : IDisposable
         }
     }
 
+    /// <summary>Looks the guest up (and removes it on dispose) through <paramref name="connection"/> from now on, e.g. after its host's libvirtd restarted.</summary>
+    public void Reattach(LibvirtConnection connection) => Connection = connection;
+
     public LibvirtDomain Lookup() => Connection.LookupDomainByUuid(Uuid) ?? throw new InvalidOperationException($"{Name} is gone");
 
     public string SerialLog()
@@ -70,6 +77,37 @@ internal sealed class TinyGuest : IDisposable
         using var stream = new FileStream(SerialLogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         return new StreamReader(stream).ReadToEnd();
     }
+
+    /// <summary>
+    /// The guest's uptime in seconds, asked on its serial console (the pty of <paramref name="domain"/>'s
+    /// current QEMU, on whichever host) and read from the serial log.
+    /// </summary>
+    public double Uptime(LibvirtDomain domain)
+    {
+        var pty = XDocument.Parse(domain.GetXmlDesc()).Descendants("serial").Single().Element("source")!.Attribute("path")!.Value;
+        using var tty = new FileStream(pty, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
+        // The shell may not read its console yet right after the banner: ask again until it answers.
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            var tag = $"UP{Guid.NewGuid():N}"[..12];
+            // The tag and '=' are split by quotes, so the echoed command line never matches.
+            tty.Write(Encoding.ASCII.GetBytes($"echo {tag}\"=\"$(cut -d' ' -f1 /proc/uptime)\r"));
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < TimeSpan.FromSeconds(5))
+            {
+                var answer = Regex.Match(SerialLog(), $@"{tag}=(\d+\.\d+)");
+                if (answer.Success)
+                {
+                    return double.Parse(answer.Groups[1].Value, CultureInfo.InvariantCulture);
+                }
+                Thread.Sleep(100);
+            }
+        }
+        throw new TimeoutException($"{Name} did not answer on {pty}; serial log:\n{SerialLog()}");
+    }
+
+    public IEnumerable<string> BannerLines()
+        => SerialLog().Split('\n').Where(l => l.Contains(TinyGuest.Banner, StringComparison.Ordinal));
 
     /// <summary>Waits until the serial log contains <paramref name="text"/>; returns how long that took.</summary>
     public TimeSpan WaitForSerial(string text, TimeSpan timeout)
