@@ -47,6 +47,10 @@ internal sealed unsafe class TypedParameterList : IDisposable
     private int count;
     private int capacity;
 
+    // virTypedParamsAdd* report errors through libvirt's thread-local error, which needs virInitialize
+    // (a list may be built before any connection was opened).
+    internal TypedParameterList() => Native.EnsureInitialized();
+
     internal VirTypedParameter* Items => (VirTypedParameter*)items;
 
     internal int Count => count;

@@ -52,7 +52,7 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             var emptySize = new FileInfo(copy).Length;
             var xml = onThree.GetXmlDesc(DomainXmlFlags.Migratable).Replace(guest.DiskPath, copy, StringComparison.Ordinal);
             clock.Restart();
-            using var back = onThree.MigrateTo(two, new MigrationParameters { MigrateUri = $"tcp://{hosts.Host2.Address}", DestinationXml = xml },
+            using var back = onThree.MigrateTo(two, new MigrationParameters { MigrateUri = $"tcp://{hosts.Host2.Address}", DestinationXml = xml, MigrateDisks = ["vda"] },
                 MigrationFlags.Live | MigrationFlags.PersistDestination | MigrationFlags.UndefineSource | MigrationFlags.CopyStorageAll);
             output.WriteLine($"host3 -> host2 (direct, copy storage): {clock.ElapsedMilliseconds} ms");
 
@@ -134,12 +134,14 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, ITestOutputHelpe
             var before = guest.Uptime(source);
 
             var clock = Stopwatch.StartNew();
-            source.MigrateToUri(hosts.Host3.Uri, new MigrationParameters(), SharedDisk | MigrationFlags.PeerToPeer);
+            var moved = $"{guest.Name}-moved";
+            source.MigrateToUri(hosts.Host3.Uri, new MigrationParameters { DestinationName = moved }, SharedDisk | MigrationFlags.PeerToPeer);
             output.WriteLine($"host2 -> host3 (p2p): {clock.ElapsedMilliseconds} ms");
 
             Assert.Null(two.LookupDomainByUuid(guest.Uuid));
             using var target = three.LookupDomainByUuid(guest.Uuid);
             Assert.NotNull(target);
+            Assert.Equal(moved, target.Name);
             Assert.Equal((DomainState.Running, RunningMigrated), target.GetState());
             Assert.True(guest.Uptime(target) > before, "the guest was restarted");
 
