@@ -26,7 +26,17 @@ public sealed class SimulatedHostsFixture : IAsyncLifetime
     public async Task InitializeAsync()
     {
         host2 = await SimulatedHost.StartAsync(2);
-        host3 = await SimulatedHost.StartAsync(3);
+        try
+        {
+            host3 = await SimulatedHost.StartAsync(3);
+        }
+        catch
+        {
+            // Host 2 must not outlive a failed start, whether or not xunit disposes a fixture whose
+            // initialization failed (SimulatedHost.DisposeAsync acts once).
+            await host2.DisposeAsync();
+            throw;
+        }
     }
 
     public async Task DisposeAsync()
