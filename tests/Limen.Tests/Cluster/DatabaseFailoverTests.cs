@@ -132,6 +132,27 @@ public sealed class DatabaseFailoverTests(ITestOutputHelper output)
         }, TimeSpan.FromSeconds(20), "vm.created on srv-b's stream for every acknowledged VM", () => string.Join(", ", expected));
         Assert.False(stream.Ended);
 
+        // A VM's lock (an advisory lock on the lock connections' own pool) is taken on the new primary:
+        // a delete through each server of a VM acknowledged before the switch goes through.
+        foreach (var (server, address) in servers)
+        {
+            var victim = acknowledged.First(x => x.Server == server && x.Sent < stopping);
+            using var client = ApiClient.Create(address, token);
+            var attempts = new List<int>();
+            await Eventually.WaitAsync(async () =>
+            {
+                using var response = await client.DeleteAsync($"/api/vms/{victim.VmId}");
+                attempts.Add((int)response.StatusCode);
+                if (response.StatusCode == HttpStatusCode.ServiceUnavailable)
+                {
+                    await ProblemAssert.IsProblem(response, HttpStatusCode.ServiceUnavailable, Problems.DatabaseUnavailable);
+                }
+
+                return response.StatusCode == HttpStatusCode.NoContent;
+            }, TimeSpan.FromSeconds(15), $"a delete through {server}", () => string.Join(", ", attempts));
+            output.WriteLine($"{server}: delete of {victim.Name} answered {string.Join(", ", attempts)}");
+        }
+
         // One leader again, whose loops run: the reconciler settles what the switch cut short (rows, domains and disks agree).
         await Eventually.WaitAsync(async () =>
         {
