@@ -7,6 +7,8 @@ using Limen.Features.Cluster;
 using Limen.Tests.Events;
 using Limen.Tests.Infrastructure;
 using Limen.Web;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
 
 namespace Limen.Tests.Cluster;
@@ -189,6 +191,72 @@ public sealed class DatabaseFailoverTests(ITestOutputHelper output)
         Assert.False(stack.Process!.HasExited);
         Assert.False(replica.Process.HasExited);
     }
+
+    /// <summary>
+    /// A managed database or Patroni behind HAProxy: one endpoint (here a relay) that moves to the
+    /// promoted standby. The connection string names one host; the same reconnection applies, and a
+    /// write that lands on the not yet promoted standby (the endpoint moved early) is a 503 too.
+    /// </summary>
+    [Fact]
+    public async Task Behind_one_endpoint_that_moves_to_the_promoted_standby_a_server_continues_and_a_write_on_the_standby_is_a_503()
+    {
+        await using var primary = await PrivatePostgres.StartAsync();
+        await using var standby = await primary.StartStandbyAsync();
+        await using var endpoint = new TcpRelay(primary.ConnectionString());
+        var logs = new CollectingLoggerProvider();
+        await using var server = await LimenTestServer.StartAsync(new Dictionary<string, string?> { ["ConnectionStrings:Limen"] = endpoint.ConnectionString },
+            services => services.AddLogging(logging => logging.AddProvider(logs)), await TestDatabase.CreateAsync());
+        var image = await VmTestKit.RegisterBlankImageAsync(server);
+        var (_, token) = await server.CreateUserAsync("endpoint-owner");
+        using var client = server.Client(token);
+        client.Timeout = ClientTimeout;
+        using var anonymous = server.Client();
+        var acknowledged = new List<Guid> { (await VmTestKit.CreateVmAsync(client, image, "before", memoryMb: 64)).GetProperty("id").GetGuid() };
+
+        await primary.StopAsync();
+        var stopped = Stopwatch.StartNew();
+        await CreateIsUnavailableAsync(client, image, "while-down");
+        var health = await anonymous.GetAsync("/api/health");
+        Assert.Equal((HttpStatusCode.ServiceUnavailable, "disconnected"), (health.StatusCode, (await ProblemAssert.Json(health)).GetProperty("db").GetString()));
+
+        // The endpoint moves before the standby is promoted: reads would work there, every write is refused.
+        endpoint.MoveTo(standby.Port);
+        for (var i = 0; !logs.Lines.Any(l => l.Contains("read-only transaction", StringComparison.Ordinal)); i++)
+        {
+            Assert.True(i < 20, "no write reached the standby:\n" + string.Join('\n', logs.Lines.TakeLast(10)));
+            await CreateIsUnavailableAsync(client, image, $"on-the-standby-{i}");
+        }
+
+        await standby.PromoteAsync();
+        await Eventually.WaitAsync(async () =>
+        {
+            using var response = await client.PostAsJsonAsync("/api/vms", new { name = $"after-{Guid.NewGuid():N}", vcpus = 1, memory_mb = 64, disk_gb = 1, image_id = image });
+            if (response.StatusCode != HttpStatusCode.Created)
+            {
+                await ProblemAssert.IsProblem(response, HttpStatusCode.ServiceUnavailable, Problems.DatabaseUnavailable);
+                return false;
+            }
+
+            acknowledged.Add((await ProblemAssert.Json(response)).GetProperty("id").GetGuid());
+            return true;
+        }, Continue - stopped.Elapsed, "a create through the moved endpoint");
+        output.WriteLine($"a create succeeded {stopped.Elapsed.TotalSeconds:0.0} s after the primary stopped");
+        Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/api/health")).StatusCode);
+
+        await using var direct = new Npgsql.NpgsqlConnection(standby.ConnectionString());
+        await direct.OpenAsync();
+        foreach (var id in acknowledged)
+        {
+            await using var command = new Npgsql.NpgsqlCommand(
+                "SELECT (SELECT count(*) FROM vms WHERE id = $1) + (SELECT count(*) FROM audit_logs WHERE action = 'vm.create' AND result = 'success' AND target_id = $1::text)",
+                direct) { Parameters = { new() { Value = id } } };
+            Assert.Equal(2L, await command.ExecuteScalarAsync());
+        }
+    }
+
+    private static async Task CreateIsUnavailableAsync(HttpClient client, Guid image, string name) =>
+        await ProblemAssert.IsProblem(await client.PostAsJsonAsync("/api/vms", new { name, vcpus = 1, memory_mb = 64, disk_gb = 1, image_id = image }),
+            HttpStatusCode.ServiceUnavailable, Problems.DatabaseUnavailable);
 
     /// <summary>Creates VMs through one server one after another, keeping every answer and when it came.</summary>
     private static async Task CreateVmsAsync(string server, Uri address, string token, Guid image, Stopwatch clock, ConcurrentQueue<Answer> answers, CancellationToken stop)
