@@ -89,9 +89,10 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, IHo
     /// <summary>
     /// PostgreSQL cannot serve us right now: not reachable, shutting down or starting up, or (with
     /// several hosts) none of them a primary — the moment between a primary's stop and its standby's
-    /// promotion, for which Npgsql has only this message. A read-only transaction refusing a write
-    /// (25006) means the session landed on a standby: a single endpoint (a managed database, an
-    /// HAProxy before Patroni) that still pointed at the old primary when it was demoted.
+    /// promotion, which Npgsql reports as a plain NpgsqlException known only by its message. A
+    /// read-only transaction refusing a write (25006) means the session landed on a standby: a
+    /// single endpoint (a managed database, an HAProxy before Patroni) pointing at a node that is
+    /// not, or no longer, the primary.
     /// </summary>
     public static bool IsDatabaseUnavailable(Exception exception)
     {
