@@ -13,7 +13,27 @@ public static class DatabaseConnection
 {
     public const string StateFileName = "database-url";
 
-    public static string Resolve(IConfiguration configuration)
+    public static string Resolve(IConfiguration configuration) => PrimaryOnly(Configured(configuration));
+
+    /// <summary>
+    /// Several hosts (a primary and its standbys) without Target Session Attributes would let Npgsql
+    /// take any of them, and a standby refuses every write: Limen writes, so it means the primary.
+    /// </summary>
+    private static string PrimaryOnly(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!IsMultiHost(builder) || builder.TargetSessionAttributes is not null)
+        {
+            return connectionString;
+        }
+
+        builder.TargetSessionAttributes = "primary";
+        return builder.ConnectionString;
+    }
+
+    public static bool IsMultiHost(NpgsqlConnectionStringBuilder builder) => builder.Host?.Contains(',', StringComparison.Ordinal) == true;
+
+    private static string Configured(IConfiguration configuration)
     {
         var explicitString = configuration.GetConnectionString("Limen");
         if (!string.IsNullOrWhiteSpace(explicitString))
@@ -78,10 +98,10 @@ public static class DatabaseConnection
         return builder.ConnectionString;
     }
 
-    /// <summary>host:port/database without credentials, for log lines.</summary>
+    /// <summary>host:port/database (host:port,host:port/database for several hosts) without credentials, for log lines.</summary>
     public static string Describe(string connectionString)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        return $"{builder.Host}:{builder.Port}/{builder.Database}";
+        return IsMultiHost(builder) ? $"{builder.Host}/{builder.Database}" : $"{builder.Host}:{builder.Port}/{builder.Database}";
     }
 }

@@ -86,12 +86,21 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, IHo
         }
     }
 
+    /// <summary>
+    /// PostgreSQL cannot serve us right now: not reachable, shutting down or starting up, or (with
+    /// several hosts) none of them a primary — the moment between a primary's stop and its standby's
+    /// promotion, which Npgsql reports as a plain NpgsqlException known only by its message. A
+    /// read-only transaction refusing a write (25006) means the session landed on a standby: a
+    /// single endpoint (a managed database, an HAProxy before Patroni) pointing at a node that is
+    /// not, or no longer, the primary.
+    /// </summary>
     public static bool IsDatabaseUnavailable(Exception exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {
             if (e is NpgsqlException { IsTransient: true } or SocketException or TimeoutException
-                || e is PostgresException { SqlState: "57P01" or "57P02" or "57P03" })
+                || e is PostgresException { SqlState: "57P01" or "57P02" or "57P03" or "25006" }
+                || (e.GetType() == typeof(NpgsqlException) && e.Message.StartsWith(NoSuitableHost, StringComparison.Ordinal)))
             {
                 return true;
             }
@@ -99,6 +108,9 @@ public sealed class ProblemExceptionHandler(IProblemDetailsService problems, IHo
 
         return false;
     }
+
+    /// <summary>How Npgsql's multi-host connections begin the message when no listed host will do.</summary>
+    private const string NoSuitableHost = "No suitable host";
 
     /// <summary>The status a request that threw ends with; the metrics middleware labels it the same way.</summary>
     public static int StatusFor(Exception exception) => exception switch

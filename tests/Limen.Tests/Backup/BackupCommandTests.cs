@@ -150,6 +150,26 @@ public sealed class BackupCommandTests
     }
 
     [Fact]
+    public async Task A_backup_through_a_primary_and_standby_connection_string_dumps_the_promoted_standby_after_a_failover()
+    {
+        await using var primary = await PrivatePostgres.StartAsync();
+        await using var standby = await primary.StartStandbyAsync();
+        var output = BackupTestKit.TempDir();
+        var environment = BackupTestKit.Environment(PrivatePostgres.MultiHostConnectionString(primary, standby), BackupTestKit.TempDir());
+        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "migrate")).ExitCode);
+        await primary.StopAsync();
+        await standby.PromoteAsync();
+
+        // pg_dump gets both hosts (libpq's PGHOST/PGPORT lists) and takes the one that is a primary now.
+        var (exitCode, log) = await LimenProcess.RunAsync(environment, "backup", "--output", output);
+
+        Assert.True(exitCode == 0, log);
+        Assert.Contains($"127.0.0.1:{primary.Port},127.0.0.1:{standby.Port}/postgres", log, StringComparison.Ordinal);
+        var manifest = BackupTestKit.Json(Path.Combine(BackupTestKit.Extract(Assert.Single(Directory.GetFiles(output))), "manifest.json"));
+        Assert.False(string.IsNullOrEmpty(manifest.GetProperty("schema_migration").GetString()));
+    }
+
+    [Fact]
     public async Task A_stopped_server_fails_the_backup_and_leaves_no_archive()
     {
         await using var postgres = await PrivatePostgres.StartAsync();

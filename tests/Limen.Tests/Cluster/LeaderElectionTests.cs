@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Limen.Features.Cluster;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
@@ -9,7 +7,6 @@ using Limen.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using Xunit.Abstractions;
 
 namespace Limen.Tests.Cluster;
@@ -30,7 +27,7 @@ public sealed class LeaderElectionTests(ITestOutputHelper output) : IAsyncLifeti
     [Fact]
     public async Task A_leader_whose_connection_stops_answering_steps_down_within_the_check_timeout()
     {
-        await using var relay = new FreezableRelay(new NpgsqlConnectionStringBuilder(database.ConnectionString));
+        await using var relay = new TcpRelay(database.ConnectionString);
         await using var frozenSide = Elector("srv-a", relay.ConnectionString);
         using var stop = new CancellationTokenSource();
         await frozenSide.Election.StartAsync(stop.Token);
@@ -179,99 +176,6 @@ public sealed class LeaderElectionTests(ITestOutputHelper output) : IAsyncLifeti
             await Election.StopAsync(CancellationToken.None);
             Election.Dispose();
             await Cluster.DisposeAsync();
-        }
-    }
-
-    /// <summary>Forwards loopback TCP to PostgreSQL until frozen; then keeps every socket open and moves no byte.</summary>
-    private sealed class FreezableRelay : IAsyncDisposable
-    {
-        private readonly TcpListener listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource disposed = new();
-        private volatile bool frozen;
-        private readonly List<TcpClient> sockets = [];
-        private readonly string target;
-        private readonly int targetPort;
-        private readonly Task accepting;
-
-        public FreezableRelay(NpgsqlConnectionStringBuilder builder)
-        {
-            target = builder.Host!;
-            targetPort = builder.Port;
-            listener.Start();
-            builder.Host = "127.0.0.1";
-            builder.Port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            ConnectionString = builder.ConnectionString;
-            accepting = AcceptAsync();
-        }
-
-        public string ConnectionString { get; }
-
-        public void Freeze() => frozen = true;
-
-        private async Task AcceptAsync()
-        {
-            try
-            {
-                while (true)
-                {
-                    var client = await listener.AcceptTcpClientAsync();
-                    var server = new TcpClient();
-                    await server.ConnectAsync(target, targetPort);
-                    lock (sockets)
-                    {
-                        sockets.Add(client);
-                        sockets.Add(server);
-                    }
-
-                    _ = PumpAsync(client.GetStream(), server.GetStream());
-                    _ = PumpAsync(server.GetStream(), client.GetStream());
-                }
-            }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
-            {
-                // Disposed.
-            }
-        }
-
-        private async Task PumpAsync(NetworkStream from, NetworkStream to)
-        {
-            var buffer = new byte[16 * 1024];
-            try
-            {
-                while (true)
-                {
-                    var read = await from.ReadAsync(buffer, disposed.Token);
-                    if (read == 0)
-                    {
-                        return;
-                    }
-
-                    if (frozen)
-                    {
-                        // Swallow it and never read again: the sockets stay open, nothing answers.
-                        await Task.Delay(Timeout.Infinite, disposed.Token);
-                    }
-
-                    await to.WriteAsync(buffer.AsMemory(0, read), disposed.Token);
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
-            {
-                // Frozen (the sockets stay open) or closed.
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await disposed.CancelAsync();
-            listener.Stop();
-            await accepting;
-            lock (sockets)
-            {
-                sockets.ForEach(s => s.Dispose());
-            }
-
-            disposed.Dispose();
         }
     }
 }

@@ -76,14 +76,22 @@ public sealed partial class PgTools
     public static Dictionary<string, string> Environment(string connectionString, string applicationName)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var hosts = (builder.Host ?? "localhost").Split(',', StringSplitOptions.TrimEntries).Select(h => SplitHostPort(h, builder.Port)).ToList();
         var env = new Dictionary<string, string>
         {
-            ["PGHOST"] = builder.Host ?? "localhost",
-            ["PGPORT"] = builder.Port.ToString(CultureInfo.InvariantCulture),
+            // libpq lists several hosts and their ports apart (PGHOST=a,b PGPORT=1,2) where Npgsql writes a:1,b:2.
+            ["PGHOST"] = string.Join(',', hosts.Select(h => h.Host)),
+            ["PGPORT"] = string.Join(',', hosts.Select(h => h.Port.ToString(CultureInfo.InvariantCulture))),
             ["PGDATABASE"] = builder.Database ?? "",
             ["PGAPPNAME"] = applicationName,
             ["PGCONNECT_TIMEOUT"] = Math.Max(builder.Timeout, 2).ToString(CultureInfo.InvariantCulture),
         };
+        if (hosts.Count > 1)
+        {
+            // A backup reads and a restore writes the database Limen serves from: the primary.
+            env["PGTARGETSESSIONATTRS"] = "primary";
+        }
+
         if (!string.IsNullOrEmpty(builder.Username))
         {
             env["PGUSER"] = builder.Username;
@@ -106,6 +114,20 @@ public sealed partial class PgTools
         return env;
     }
 
+    /// <summary>Npgsql's "host:port" (or "[v6]:port") entry; a bare host gets <paramref name="defaultPort"/>.</summary>
+    private static (string Host, int Port) SplitHostPort(string entry, int defaultPort)
+    {
+        var colon = entry.LastIndexOf(':');
+        var bracketed = entry.StartsWith('[');
+        if (colon > 0 && (bracketed ? entry[colon - 1] == ']' : entry.IndexOf(':') == colon)
+            && int.TryParse(entry[(colon + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+        {
+            return (entry[..colon].Trim('[', ']'), port);
+        }
+
+        return (entry.Trim('[', ']'), defaultPort);
+    }
+
     /// <summary>Starts a tool with libpq's environment; stdin/stdout redirected as asked, stderr always kept.</summary>
     public static Process Start(string file, IEnumerable<string> args, IDictionary<string, string>? environment, bool redirectInput = false, bool redirectOutput = true)
     {
@@ -122,7 +144,7 @@ public sealed partial class PgTools
         }
 
         // A stray PGSERVICE/PGDATABASE of the caller's shell must not point the tool elsewhere.
-        foreach (var name in new[] { "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGOPTIONS" })
+        foreach (var name in new[] { "PGSERVICE", "PGSERVICEFILE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGOPTIONS", "PGTARGETSESSIONATTRS" })
         {
             start.Environment.Remove(name);
         }
