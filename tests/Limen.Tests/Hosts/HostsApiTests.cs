@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Limen.Data;
 using Limen.Features.Hosts;
+using Limen.Features.Images;
 using Limen.Tests.Infrastructure;
 using Limen.Web;
 using Microsoft.EntityFrameworkCore;
@@ -78,8 +79,11 @@ public sealed class HostsApiTests
             var local = onB.Local.Id;
             var maintained = await ProblemAssert.Json(await adminB.PostAsync($"/api/admin/hosts/{local}/maintenance", null));
             Assert.Equal("maintenance", maintained.GetProperty("state").GetString());
-            var image = await VmTestKit.RegisterBlankImageAsync(b);
-            var vm = await VmTestKit.CreateVmAsync(userB, image, "on-rack2", memoryMb: 128);
+            // Registered through A (whose admin password this test knows); B's image folder gets the same file, as shared storage would.
+            var image = await VmTestKit.RegisterBlankImageAsync(a);
+            File.Copy(Path.Combine(a.Services.GetRequiredService<ImageStore>().Directory, "blank.qcow2"),
+                Path.Combine(b.Services.GetRequiredService<ImageStore>().Directory, "blank.qcow2"));
+            var vm = await VmTestKit.CreateVmAsync(userB, image, "placed-vm", memoryMb: 128);
             var vmId = vm.GetProperty("id").GetGuid();
             Assert.Equal(id, vm.GetProperty("host_id").GetGuid());
             Assert.True(File.Exists(Path.Combine(disks, $"{vmId}.qcow2")));
