@@ -162,6 +162,14 @@ public sealed class HostsApiTests
             Assert.Equal("unknown", await StateAsync(client, onRack3));
             Assert.Equal(1, await QueryAsync(server, db => db.Vms.CountAsync(v => v.Id == onRack3)));
 
+            // Per host in the metrics (health probes every host), and health stays 200 for a host that is not the local one.
+            using var anonymous = server.Client();
+            Assert.Equal(HttpStatusCode.OK, (await anonymous.GetAsync("/api/health")).StatusCode);
+            var metrics = await server.MetricsAsync();
+            Assert.Equal(0, ProblemAssert.Sample(metrics, "limen_host_libvirt_up", "host=\"rack3\""));
+            Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_host_libvirt_up", "host=\"local\""));
+            Assert.Equal(1, ProblemAssert.Sample(metrics, "limen_host_vms", "host=\"rack3\",state=\"unknown\""));
+
             // Back: the private daemon's test driver starts empty, so libvirt shows no domain: missing, never deleted.
             await daemon.RestartAsync();
             await Eventually.WaitAsync(async () => await StateAsync(client, onRack3) == "missing", Deadline, "the VM to be reconciled to what libvirt shows");
@@ -173,6 +181,49 @@ public sealed class HostsApiTests
         finally
         {
             Directory.Delete(disks, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("spread", false)]
+    [InlineData("pack", true)]
+    public async Task Spread_puts_two_vms_on_two_hosts_and_pack_on_one(string strategy, bool together)
+    {
+        await using var host2 = await PrivateLibvirtd.StartAsync();
+        await using var host3 = await PrivateLibvirtd.StartAsync();
+        var disks = new[] { Directory.CreateTempSubdirectory("limen-test-place2-").FullName, Directory.CreateTempSubdirectory("limen-test-place3-").FullName };
+        try
+        {
+            var settings = new Dictionary<string, string?> { ["Limen:Placement:Strategy"] = strategy };
+            foreach (var (daemon, i) in new[] { (host2, 0), (host3, 1) })
+            {
+                settings[$"Limen:Hosts:{i}:Name"] = $"host{i + 2}";
+                settings[$"Limen:Hosts:{i}:Uri"] = daemon.Uri;
+                settings[$"Limen:Hosts:{i}:ConsoleAddress"] = "127.0.0.1";
+                settings[$"Limen:Hosts:{i}:DiskDir"] = disks[i];
+            }
+
+            await using var server = await LimenTestServer.StartAsync(settings);
+            var registry = server.Services.GetRequiredService<HostRegistry>();
+            using var admin = server.Client(await server.AdminTokenAsync());
+            // Only the two private hosts take VMs.
+            Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync($"/api/admin/hosts/{registry.Local.Id}/maintenance", null)).StatusCode);
+            var image = await VmTestKit.RegisterBlankImageAsync(server);
+            var (_, token) = await server.CreateUserAsync("placement-" + strategy);
+            using var client = server.Client(token);
+            var first = (await VmTestKit.CreateVmAsync(client, image, "first", memoryMb: 512)).GetProperty("host_id").GetGuid();
+            var second = (await VmTestKit.CreateVmAsync(client, image, "second", memoryMb: 512)).GetProperty("host_id").GetGuid();
+            // The hosts are alike: the first VM takes the earlier one (the tie), the second goes by the strategy.
+            Assert.Equal(registry.All.Single(h => h.Name == "host2").Id, first);
+            Assert.Equal(together, first == second);
+            Assert.DoesNotContain(registry.Local.Id, new[] { first, second });
+        }
+        finally
+        {
+            foreach (var dir in disks)
+            {
+                Directory.Delete(dir, recursive: true);
+            }
         }
     }
 
