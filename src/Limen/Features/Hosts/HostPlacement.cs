@@ -192,7 +192,8 @@ public sealed class HostPlacement(HostRegistry hosts, IOptions<PlacementOptions>
         var candidate = candidates[0];
         return PlacementRule.Misfit(candidate, new VmDemand(vm.Vcpus, vm.MemoryMb, vm.DiskGb), options.Value) is { } why ? new PlacementCheck(false, why)
             : candidate.HoldsGroup ? new PlacementCheck(false, $"{target.Name} holds another VM of the anti-affinity group '{vm.AntiAffinityGroup}'")
-            : new PlacementCheck(true, $"{target.Name} had {PlacementRule.FreeMemoryMib(candidate, options.Value.MemoryOvercommit) / 1024:0.#} GiB free");
+            : new PlacementCheck(true, string.Create(CultureInfo.InvariantCulture,
+                $"{target.Name} had {PlacementRule.FreeMemoryMib(candidate, options.Value.MemoryOvercommit) / 1024:0.#} GiB free"));
     }
 
     private static async Task<(List<HostCandidate> Candidates, Dictionary<Guid, NodeInfo?> Nodes)> CandidatesAsync(
