@@ -217,6 +217,16 @@ public sealed class HostsApiTests
             Assert.Equal(registry.All.Single(h => h.Name == "host2").Id, first);
             Assert.Equal(together, first == second);
             Assert.DoesNotContain(registry.Local.Id, new[] { first, second });
+
+            // A migration's target check, on the same figures: the host in maintenance is refused, the other private host fits.
+            var placement = server.Services.GetRequiredService<HostPlacement>();
+            await using var scope = server.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
+            var vm = await db.Vms.AsNoTracking().SingleAsync(v => v.Name == "first");
+            var local = await placement.CheckTargetAsync(db, vm, registry.Local, CancellationToken.None);
+            Assert.False(local.Fits);
+            Assert.Equal("local is in maintenance", local.Reason);
+            Assert.True((await placement.CheckTargetAsync(db, vm, registry.All.Single(h => h.Name == "host3"), CancellationToken.None)).Fits);
         }
         finally
         {
