@@ -132,6 +132,8 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
         {
             host.HasIndex(h => h.Name).IsUnique();
             host.HasIndex(h => h.Uri).IsUnique();
+            host.Property(h => h.Source).HasMaxLength(16);
+            host.Property(h => h.Mode).HasMaxLength(16);
         });
 
         modelBuilder.Entity<Image>(image =>
@@ -182,6 +184,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             vm.HasIndex(v => new { v.OwnerId, v.CreatedAt, v.Id });
             vm.Property(v => v.Name).HasMaxLength(64);
             vm.Property(v => v.State).HasMaxLength(16);
+            vm.Property(v => v.AntiAffinityGroup).HasMaxLength(64);
             vm.HasOne<User>().WithMany().HasForeignKey(v => v.OwnerId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<VmHost>().WithMany().HasForeignKey(v => v.HostId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.ImageId).OnDelete(DeleteBehavior.Restrict);

@@ -20,6 +20,10 @@ public sealed class Vm
     /// <summary>Why the VM is in error or missing; null otherwise.</summary>
     public string? StateReason { get; set; }
     public required string MacAddress { get; set; }
+    /// <summary>Two VMs of one owner with the same group never share a host; null = no group.</summary>
+    public string? AntiAffinityGroup { get; set; }
+    /// <summary>Why placement chose the VM's host (names hosts: shown to admins only).</summary>
+    public string? PlacementReason { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }
 }

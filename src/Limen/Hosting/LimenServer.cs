@@ -12,6 +12,7 @@ using Limen.Features.Health;
 using Limen.Features.Metrics;
 using Limen.Features.Images;
 using Limen.Features.RemoteConsole;
+using Limen.Features.Hosts;
 using Limen.Features.Users;
 using Limen.Features.Quotas;
 using Limen.Features.Registration;
@@ -227,6 +228,7 @@ public static class LimenServer
         api.MapMetrics();
         api.MapAuth();
         api.MapUsers();
+        api.MapHosts();
         api.MapRegistration();
         api.MapSettings();
         api.MapAudit();

@@ -28,6 +28,7 @@ public static class FailureProblems
         OperationFailed f => Problems.Create(409, Problems.VmOperationFailed, f.Title, f.Detail, f.State is null ? null : State(f.State)),
         RolledBack f => Problems.Create(500, Problems.VmOperationFailed, f.Title, f.Detail),
         InsufficientStorage f => Problems.DiskFull(f.What),
+        InsufficientCapacity f => Problems.Create(409, Problems.InsufficientCapacity, "Insufficient capacity", f.Detail),
         RegistrationClosed => Problems.Create(403, Problems.RegistrationClosed, "Registration closed",
             "This server does not take registrations; ask an administrator for an account."),
         // The endpoint sets Retry-After (Problems.SetRetryAfter): a problem result carries no headers.

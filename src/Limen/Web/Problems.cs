@@ -30,6 +30,7 @@ public static class Problems
     public const string InvalidState = Prefix + "invalid-state";
     public const string QuotaExceeded = Prefix + "quota-exceeded";
     public const string InsufficientStorage = Prefix + "insufficient-storage";
+    public const string InsufficientCapacity = Prefix + "insufficient-capacity";
     public const string RegistrationClosed = Prefix + "registration-closed";
     public const string PendingApproval = Prefix + "pending-approval";
 

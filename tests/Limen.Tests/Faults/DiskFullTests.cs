@@ -15,7 +15,9 @@ public sealed class DiskFullTests
     public async Task Create_and_snapshots_on_a_full_disk_folder_answer_507_and_leave_rows_domains_and_files_as_they_were()
     {
         await using var tmpfs = await TmpfsMount.MountAsync(48);
-        await using var stack = await ServeStack.CreateAsync(diskDir: tmpfs.Path);
+        // A 1 GiB overlay starts at a few hundred KiB: thin disks may overcommit the 48 MiB folder (placement asks for the whole disk by default).
+        await using var stack = await ServeStack.CreateAsync(diskDir: tmpfs.Path,
+            settings: new Dictionary<string, string> { ["Limen__Placement__DiskOvercommit"] = "100" });
         await stack.StartAsync();
         var image = await stack.RegisterBlankImageAsync();
         using (var admin = stack.Client(await stack.AdminTokenAsync()))

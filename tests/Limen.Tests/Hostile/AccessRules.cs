@@ -76,6 +76,9 @@ public static class AccessRules
     public const string FormPost = "_handler=probe&name=mx-{p}";
     public const string FormType = "application/x-www-form-urlencoded";
 
+    /// <summary>A host id no host has: putting the world's one host in maintenance would stop every later create.</summary>
+    private static readonly Dictionary<string, string> NoHost = new() { ["id"] = "6f1c2a7e-0d13-4c55-9a41-000000000013" };
+
     private const string CreateVm = """{"name":"mx-{p}","vcpus":1,"memory_mb":128,"disk_gb":1,"image_id":"{image}"}""";
 
     private const string AlertPayload = """
@@ -130,6 +133,13 @@ public static class AccessRules
         new("POST /api/vms/{id:guid}/snapshots/{sid:guid}/revert", Access.Owner, 200),
         new("DELETE /api/vms/{id:guid}/snapshots/{sid:guid}", Access.Owner, 204, Fresh: true),
 
+        new("GET /api/admin/hosts/", Access.Admin, 200),
+        // The world's only host is the configured local one: its URI is taken (409), and the per-host routes get an id of no host.
+        new("POST /api/admin/hosts/", Access.Admin, 409, Body: """{"name":"mx-{p}","uri":"test:///default","console_address":"127.0.0.1","disk_dir":"/tmp"}"""),
+        new("GET /api/admin/hosts/{id:guid}", Access.Admin, 404, Values: NoHost),
+        new("POST /api/admin/hosts/{id:guid}/maintenance", Access.Admin, 404, Values: NoHost),
+        new("POST /api/admin/hosts/{id:guid}/activate", Access.Admin, 404, Values: NoHost),
+        new("DELETE /api/admin/hosts/{id:guid}", Access.Admin, 404, Values: NoHost),
         new("GET /api/admin/users/", Access.Admin, 200),
         new("POST /api/admin/users/", Access.Admin, 201, Body: """{"username":"mx-{p}","password":"correct horse battery"}"""),
         new("GET /api/admin/users/{id:guid}", Access.Admin, 200),

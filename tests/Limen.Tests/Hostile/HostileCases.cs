@@ -1,5 +1,6 @@
 using System.Text;
 using CsCheck;
+using Microsoft.Extensions.DependencyInjection;
 using static Limen.Tests.Hostile.HostileValues;
 
 namespace Limen.Tests.Hostile;
@@ -57,6 +58,14 @@ public static class HostileCases
             new BodyField("username", "\"hz-new\"", RestrictedName("hz-new", 32, nullable: false), Required: true),
             new BodyField("password", JsonString("correct horse battery"), Password(), Required: true),
             new BodyField("role", "\"user\"", Word(nullable: true, "admin", "user"))),
+        // The good URI is the local host's: even a request whose other fields all pass is a 409 and adds nothing.
+        Body("POST /api/admin/hosts/", w => w.Admin, w => "/api/admin/hosts/",
+            new BodyField("name", "\"hz-host\"", RestrictedName("hz-host", 63, nullable: false), Required: true),
+            new BodyField("uri", JsonString("test:///default"), PrintableName("test:///default", 1024), Required: true),
+            new BodyField("console_address", JsonString("127.0.0.1"), RestrictedName("127.0.0.1", 253, nullable: false), Required: true),
+            new BodyField("disk_dir", JsonString("/tmp"), PrintableName("/tmp", 1024), Required: true),
+            new BodyField("migration_address", JsonString("127.0.0.1"), RestrictedName("127.0.0.1", 253, nullable: true)),
+            new BodyField("virtualization_type", "\"qemu\"", Word(nullable: true, "auto", "kvm", "qemu"))),
         Body("PATCH /api/admin/users/{id:guid}", w => w.Admin, w => $"/api/admin/users/{w.VictimId}",
             new BodyField("role", "\"user\"", Word(nullable: true, "admin", "user")),
             new BodyField("disabled", "false", Boolean(nullable: true))),
@@ -112,6 +121,9 @@ public static class HostileCases
 
         Route("POST /api/auth/refresh", w => w.Anonymous, Cookies("/api/auth/refresh")),
         Route("POST /api/auth/logout", w => w.Anonymous, Cookies("/api/auth/logout"), successes: [204]),
+        Route("DELETE /api/admin/hosts/{id:guid}", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("a configured host", LocalHost(w)))),
+        Route("POST /api/admin/hosts/{id:guid}/maintenance", w => w.Admin, (w, e) => Ids(e, Nothing(), Nothing())),
+        Route("POST /api/admin/hosts/{id:guid}/activate", w => w.Admin, (w, e) => Ids(e, Nothing(), Nothing())),
         Route("DELETE /api/admin/users/{id:guid}", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("the admin's own account", w.Admin.Id!.Value))),
         Route("POST /api/admin/registrations/{id:guid}/approve", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("an account that is no registration", w.VictimId))),
         Route("POST /api/admin/registrations/{id:guid}/reject", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("an account that is no registration", w.VictimId))),
@@ -359,6 +371,8 @@ public static class HostileCases
         Gen.OneOf(Markup.Concat(["not-a-guid", "%2e%2e", " ", new string('9', 3000)]).ToArray())
             .Select(s => new Hostile("text that is no GUID", Uri.EscapeDataString(s), true)),
         Gen.OneOf("%00", "a%00b", Guid.Empty + "%00", "%0a", "%0d%0a", "%c0%af", "%ff", "%25").Select(s => new Hostile("escaped control byte in the path", s, true)));
+
+    private static Guid LocalHost(HostileWorld world) => world.Server.Services.GetRequiredService<Limen.Features.Hosts.HostRegistry>().Local.Id;
 
     private static Gen<Hostile> Own(string label, Guid id) => Gen.Const(new Hostile(label, id.ToString(), true));
 

@@ -34,6 +34,14 @@ public sealed class VmTransitionTableTests
         { VmStates.Missing, VmStates.Deleting, "delete" },
         { VmStates.Deleting, VmStates.Running, "delete.failed" },
         { VmStates.Deleting, VmStates.Missing, "delete.failed" },
+        // A host that stops answering makes its settled VMs unknown; back, libvirt says what they are.
+        { VmStates.Running, VmStates.Unknown, "host.down" },
+        { VmStates.Stopped, VmStates.Unknown, "host.down" },
+        { VmStates.Missing, VmStates.Unknown, "host.down" },
+        { VmStates.Error, VmStates.Unknown, "host.down" },
+        { VmStates.Unknown, VmStates.Running, "reconcile" },
+        { VmStates.Unknown, VmStates.Missing, "reconcile" },
+        { VmStates.Unknown, VmStates.Stopped, "observed" },
     };
 
     public static TheoryData<string, string, string> Illegal => new()
@@ -66,6 +74,16 @@ public sealed class VmTransitionTableTests
         // A delete only marks its intent; only a refused delete leaves deleting.
         { VmStates.Running, VmStates.Stopped, "delete" },
         { VmStates.Running, VmStates.Stopped, "delete.failed" },
+        // Unknown is the host's outage only: an operation's intent stays, and nothing else leads there.
+        { VmStates.Creating, VmStates.Unknown, "host.down" },
+        { VmStates.Deleting, VmStates.Unknown, "host.down" },
+        { VmStates.Running, VmStates.Stopped, "host.down" },
+        { VmStates.Running, VmStates.Unknown, "reconcile" },
+        { VmStates.Running, VmStates.Unknown, "recovery" },
+        // No action and no revert runs on a VM whose host does not answer.
+        { VmStates.Unknown, VmStates.Running, "action.start" },
+        { VmStates.Unknown, VmStates.Stopped, "action.stop" },
+        { VmStates.Unknown, VmStates.Running, "snapshot.revert" },
     };
 
     [Theory]
@@ -114,6 +132,7 @@ public sealed class VmTransitionTableTests
         "recovery" => VmStateReason.Recovery,
         "delete" => VmStateReason.Delete,
         "delete.failed" => VmStateReason.DeleteFailed,
+        "host.down" => VmStateReason.HostDown,
         _ when word.StartsWith("action.", StringComparison.Ordinal) && VmActions.TryParse(word["action.".Length..], out var action) => VmStateReason.For(action),
         _ => throw new ArgumentException($"unknown reason {word}", nameof(word)),
     };

@@ -657,6 +657,11 @@ namespace Limen.Data.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<string>("AntiAffinityGroup")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("anti_affinity_group");
+
                     b.Property<string>("BootOrder")
                         .IsRequired()
                         .HasColumnType("text")
@@ -700,6 +705,10 @@ namespace Limen.Data.Migrations
                     b.Property<Guid>("OwnerId")
                         .HasColumnType("uuid")
                         .HasColumnName("owner_id");
+
+                    b.Property<string>("PlacementReason")
+                        .HasColumnType("text")
+                        .HasColumnName("placement_reason");
 
                     b.Property<string>("State")
                         .IsRequired()
@@ -780,15 +789,39 @@ namespace Limen.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<string>("DiskDir")
+                        .HasColumnType("text")
+                        .HasColumnName("disk_dir");
+
+                    b.Property<string>("MigrationAddress")
+                        .HasColumnType("text")
+                        .HasColumnName("migration_address");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("mode");
+
                     b.Property<string>("Name")
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("name");
 
+                    b.Property<string>("Source")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("source");
+
                     b.Property<string>("Uri")
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("uri");
+
+                    b.Property<string>("VirtualizationType")
+                        .HasColumnType("text")
+                        .HasColumnName("virtualization_type");
 
                     b.HasKey("Id")
                         .HasName("pk_hosts");

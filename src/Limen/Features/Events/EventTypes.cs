@@ -19,6 +19,12 @@ public static class EventTypes
     public const string AlertReceived = "alert.received";
     public const string HostUp = "host.up";
     public const string HostDown = "host.down";
+    /// <summary>{host_id, name}: an admin added a host; every server opens it (<see cref="Hosts.HostEventConsumer"/>).</summary>
+    public const string HostAdded = "host.added";
+    /// <summary>{host_id, name}: an admin removed a host (it had no VMs); every server closes it.</summary>
+    public const string HostRemoved = "host.removed";
+    /// <summary>{host_id, name, mode}: a host went into maintenance or back to active.</summary>
+    public const string HostModeChanged = "host.mode_changed";
     /// <summary>{user_id, username}: somebody registered; the account waits for an admin.</summary>
     public const string RegistrationCreated = "registration.created";
     public const string RegistrationApproved = "registration.approved";

@@ -37,6 +37,11 @@ public sealed partial class DependencyProbe(
         var probes = await Task.WhenAll(libvirt);
         metrics.DatabaseUp.Set(database ? 1 : 0);
         metrics.LibvirtUp.Set(probes[0].Up ? 1 : 0);
+        foreach (var probe in probes)
+        {
+            metrics.HostLibvirtUp.WithLabels(probe.Host.Name).Set(probe.Up ? 1 : 0);
+        }
+
         return (database, probes);
     }
 

@@ -50,4 +50,7 @@ public sealed class LoopHealth
     public SortedDictionary<string, LoopReport> Snapshot() => new(reports, StringComparer.Ordinal);
 
     internal void Report(string loop, LoopReport report) => reports[loop] = report;
+
+    /// <summary>A loop that ended for good (a removed host's): health stops showing it.</summary>
+    internal void Forget(string loop) => reports.TryRemove(loop, out _);
 }

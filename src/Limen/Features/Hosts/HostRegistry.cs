@@ -12,34 +12,52 @@ public sealed record HostCapacity(int Cpus, ulong MemoryKiB, long DiskBytes);
 
 /// <summary>
 /// The libvirt hosts this server places VMs on, keyed by their id in `hosts`: the local host
-/// (Limen:Hypervisor) first, then those under Limen:Hosts. Each has its own connection, so one
-/// host being down only makes its own VMs unavailable.
+/// (Limen:Hypervisor) first, then those under Limen:Hosts, then those added through the API (rows
+/// of source api). Each has its own connection, so one host being down only makes its own VMs
+/// unavailable. The set grows and shrinks at run time (<see cref="HostAdmin"/>, and on the other
+/// servers <see cref="HostEventConsumer"/>); whoever iterates <see cref="All"/> per host reads it
+/// anew each time, and <see cref="Added"/>/<see cref="Removed"/> tell those that keep a per-host loop.
 /// </summary>
 public sealed class HostRegistry : IDisposable
 {
+    private readonly Lock gate = new();
+    private readonly bool readOnly;
+    private readonly string stateDir;
+    private readonly ILogger<Hypervisor> logger;
+    private IReadOnlyList<RegisteredHost> all;
     private FrozenDictionary<Guid, RegisteredHost> byId = FrozenDictionary<Guid, RegisteredHost>.Empty;
 
     public HostRegistry(IOptions<HypervisorOptions> local, IOptions<HostListOptions> more, IOptions<LimenOptions> limen, ILoggerFactory loggers)
     {
-        var readOnly = local.Value.ReadOnly;
-        var logger = loggers.CreateLogger<Hypervisor>();
-        All = HostSetting.All(local.Value, more.Value).Select(s => new RegisteredHost(s,
-            s.IsLocal ? StateDirectory.Sub(limen.Value.StateDir, s.DiskDir, "disks") : StateDirectory.Ensure(s.DiskDir!),
-            new Hypervisor(s.Uri, Hypervisor.ResolveDomainType(s.VirtualizationType, s.Uri), readOnly, logger))).ToList();
+        readOnly = local.Value.ReadOnly;
+        stateDir = limen.Value.StateDir;
+        logger = loggers.CreateLogger<Hypervisor>();
+        all = HostSetting.All(local.Value, more.Value).Select(Open).ToList();
     }
 
-    public IReadOnlyList<RegisteredHost> All { get; }
+    /// <summary>Raised after a host joined the running registry (its id assigned).</summary>
+    public event Action<RegisteredHost>? Added;
+
+    /// <summary>Raised after a host left the registry; its connection is released after the handlers ran.</summary>
+    public event Action<RegisteredHost>? Removed;
+
+    /// <summary>The hosts now, the local one first: a snapshot that later additions do not change.</summary>
+    public IReadOnlyList<RegisteredHost> All => Volatile.Read(ref all);
 
     public RegisteredHost Local => All[0];
 
     /// <summary>The host a VM lives on; a host no longer configured here is unavailable, like one that is down.</summary>
-    public RegisteredHost Get(Guid hostId) => byId.TryGetValue(hostId, out var host)
-        ? host
-        : throw new HypervisorUnavailableException($"The VM's host {hostId} is not configured on this server (Limen:Hypervisor, Limen:Hosts).");
+    public RegisteredHost Get(Guid hostId) => Find(hostId)
+        ?? throw new HypervisorUnavailableException($"The VM's host {hostId} is not configured on this server (Limen:Hypervisor, Limen:Hosts, /api/admin/hosts).");
+
+    public RegisteredHost? Find(Guid hostId) => Volatile.Read(ref byId).GetValueOrDefault(hostId);
 
     public RegisteredHost Of(Vm vm) => Get(vm.HostId);
 
-    /// <summary>Creates (or re-points) each host's row, found by URI or else by name; run once at start.</summary>
+    /// <summary>
+    /// Creates (or re-points) each configured host's row, found by URI or else by name, then opens
+    /// the hosts added through the API; run once at start. Every host takes its mode from its row.
+    /// </summary>
     public async Task EnsureAsync(LimenDbContext db, CancellationToken cancellationToken)
     {
         foreach (var configured in All)
@@ -51,54 +69,81 @@ public sealed class HostRegistry : IDisposable
                 row = new VmHost { Id = Guid.NewGuid(), Name = configured.Name, Uri = configured.Uri, ConsoleAddress = configured.ConsoleAddress, CreatedAt = DateTimeOffset.UtcNow };
                 db.Hosts.Add(row);
             }
-            else
-            {
-                row.Name = configured.Name;
-                row.Uri = configured.Uri;
-                row.ConsoleAddress = configured.ConsoleAddress;
-            }
+
+            // A configured host is the configuration's, even where the API had added one of that name or URI before.
+            row.Name = configured.Name;
+            row.Uri = configured.Uri;
+            row.ConsoleAddress = configured.ConsoleAddress;
+            row.MigrationAddress = configured.MigrationAddress;
+            row.Source = HostSources.Config;
+            row.DiskDir = null;
+            row.VirtualizationType = null;
 
             // One host at a time: the next host's lookup must see this one's new URI and name.
             await db.SaveChangesAsync(cancellationToken);
             configured.Assign(row.Id);
+            configured.Mode = HostModeNames.Parse(row.Mode);
         }
 
-        byId = All.ToFrozenDictionary(h => h.Id);
+        var added = await db.Hosts.AsNoTracking().Where(h => h.Source == HostSources.Api).OrderBy(h => h.CreatedAt).ToListAsync(cancellationToken);
+        lock (gate)
+        {
+            all = [.. all, .. added.Select(Opened)];
+            byId = all.ToFrozenDictionary(h => h.Id);
+        }
     }
 
-    /// <summary>
-    /// Where a new VM goes (simple placement until real scheduling): of the hosts that answer now,
-    /// the one with the most memory left — libvirt's node memory minus what Limen's VMs on it are
-    /// allocated, in any state, as the quotas count them; the local host on a tie. Throws the local
-    /// host's unavailability when no host answers.
-    /// </summary>
-    public async Task<(RegisteredHost Host, NodeInfo Node)> PlaceAsync(LimenDbContext db, CancellationToken cancellationToken)
+    /// <summary>Opens a host added through the API (its row committed) and adds it; false when it is here already.</summary>
+    public bool Add(VmHost row)
     {
-        var reads = All.Select(h => Task.Run(h.Capacity, cancellationToken)).ToList();
-        var allocated = await db.Vms.GroupBy(v => v.HostId).Select(g => new { g.Key, MemoryMb = g.Sum(v => (long)v.MemoryMb) })
-            .ToDictionaryAsync(g => g.Key, g => g.MemoryMb, cancellationToken);
-        (RegisteredHost Host, NodeInfo Node, long FreeMb)? best = null;
-        for (var i = 0; i < All.Count; i++)
+        RegisteredHost host;
+        lock (gate)
         {
-            NodeInfo node;
-            try
+            if (byId.ContainsKey(row.Id))
             {
-                node = await reads[i];
-            }
-            catch (HypervisorUnavailableException)
-            {
-                continue;
+                return false;
             }
 
-            var free = (long)(node.MemoryKiB / 1024) - allocated.GetValueOrDefault(All[i].Id);
-            if (best is null || free > best.Value.FreeMb)
-            {
-                best = (All[i], node, free);
-            }
+            host = Opened(row);
+            all = [.. all, host];
+            byId = all.ToFrozenDictionary(h => h.Id);
         }
 
-        // Every host is down: the local host's own error says why.
-        return best is { } chosen ? (chosen.Host, chosen.Node) : (Local, await reads[0]);
+        Added?.Invoke(host);
+        return true;
+    }
+
+    /// <summary>Takes a host out (its row deleted) and releases its connection; false when it was not here.</summary>
+    public bool Remove(Guid hostId)
+    {
+        RegisteredHost? host;
+        lock (gate)
+        {
+            host = byId.GetValueOrDefault(hostId);
+            if (host is null || host.IsLocal)
+            {
+                return false;
+            }
+
+            all = all.Where(h => h.Id != hostId).ToList();
+            byId = all.ToFrozenDictionary(h => h.Id);
+        }
+
+        Removed?.Invoke(host);
+        host.Hypervisor.Dispose();
+        return true;
+    }
+
+    private RegisteredHost Open(HostSetting s) => new(s,
+        s.IsLocal ? StateDirectory.Sub(stateDir, s.DiskDir, "disks") : StateDirectory.Ensure(s.DiskDir!),
+        new Hypervisor(s.Uri, Hypervisor.ResolveDomainType(s.VirtualizationType, s.Uri), readOnly, logger));
+
+    private RegisteredHost Opened(VmHost row)
+    {
+        var host = Open(HostSetting.From(row));
+        host.Assign(row.Id);
+        host.Mode = HostModeNames.Parse(row.Mode);
+        return host;
     }
 
     /// <summary>

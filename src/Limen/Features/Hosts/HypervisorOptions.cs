@@ -16,6 +16,9 @@ public sealed class HypervisorOptions
     /// <summary>Where this host's VNC consoles listen (libvirt's vnc_listen; loopback for the local host).</summary>
     public string ConsoleAddress { get; set; } = "127.0.0.1";
 
+    /// <summary>The address QEMU migration streams to the local host go to; empty = libvirt's default.</summary>
+    public string? MigrationAddress { get; set; }
+
     /// <summary>auto, kvm or qemu (TCG). auto picks kvm only where kvm_intel or kvm_amd is loaded.</summary>
     public string VirtualizationType { get; set; } = "auto";
 

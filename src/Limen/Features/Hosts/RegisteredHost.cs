@@ -1,6 +1,22 @@
+using Limen.Data;
 using Limen.Libvirt;
 
 namespace Limen.Features.Hosts;
+
+/// <summary>Whether placement may put new VMs on a host (and migration may move VMs to it).</summary>
+public enum HostMode
+{
+    Active,
+    /// <summary>Kept out of placement: its VMs stay and work, no new ones come (drain ends here).</summary>
+    Maintenance,
+}
+
+public static class HostModeNames
+{
+    public static string Of(HostMode mode) => mode == HostMode.Maintenance ? HostModes.Maintenance : HostModes.Active;
+
+    public static HostMode Parse(string mode) => mode == HostModes.Maintenance ? HostMode.Maintenance : HostMode.Active;
+}
 
 /// <summary>One libvirt host of the registry: its row in `hosts`, its connection, its disk folder and console address.</summary>
 public sealed class RegisteredHost(HostSetting setting, string diskDir, Hypervisor hypervisor)
@@ -10,6 +26,7 @@ public sealed class RegisteredHost(HostSetting setting, string diskDir, Hypervis
 
     private Guid? id;
     private volatile NodeInfo? lastCapacity;
+    private volatile int mode = (int)HostMode.Active;
 
     public Guid Id => id ?? throw new InvalidOperationException("HostRegistry.EnsureAsync has not run.");
 
@@ -22,6 +39,19 @@ public sealed class RegisteredHost(HostSetting setting, string diskDir, Hypervis
 
     /// <summary>Where the host's VNC servers are reached when libvirt says they listen on a wildcard address.</summary>
     public string ConsoleAddress => setting.ConsoleAddress;
+
+    /// <summary>Where QEMU migration streams to this host go (VIR_MIGRATE_PARAM_URI's address); null = libvirt's default.</summary>
+    public string? MigrationAddress => setting.MigrationAddress;
+
+    /// <summary>config (Limen:Hypervisor, Limen:Hosts) or api (added through /api/admin/hosts).</summary>
+    public string Source => setting.Source;
+
+    /// <summary>As the host's row says; changed by <see cref="HostAdmin.SetModeAsync"/> (on every server, through host.mode_changed).</summary>
+    public HostMode Mode
+    {
+        get => (HostMode)mode;
+        internal set => mode = (int)value;
+    }
 
     public Hypervisor Hypervisor => hypervisor;
 

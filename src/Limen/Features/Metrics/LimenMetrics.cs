@@ -42,6 +42,9 @@ public sealed class LimenMetrics
         RestoreDrillLastSuccess = factory.CreateGauge("limen_restore_drill_last_success_timestamp_seconds",
             "Unix time of the last successful restore drill; 0 = never.");
         VmsByState = factory.CreateGauge("limen_vms", "VMs on this server's hosts, by state.", ["state"]);
+        // host: a host's name, from the registry (bounded by the hosts there are); set by the leader's reconciler.
+        HostVms = factory.CreateGauge("limen_host_vms", "VMs on one host, by state (the leader's last pass).", ["host", "state"]);
+        HostLibvirtUp = factory.CreateGauge("limen_host_libvirt_up", "1 when the last probe of the host's libvirt succeeded, else 0.", ["host"]);
         UnknownDomains = factory.CreateGauge("limen_unknown_domains",
             "Domains carrying Limen's name prefix that no VM row knows (reported, never touched).");
         ReconcileDuration = factory.CreateHistogram("limen_reconcile_duration_seconds",
@@ -65,6 +68,8 @@ public sealed class LimenMetrics
     public Gauge BackupLastSuccess { get; }
     public Gauge RestoreDrillLastSuccess { get; }
     public Gauge VmsByState { get; }
+    public Gauge HostVms { get; }
+    public Gauge HostLibvirtUp { get; }
     public Gauge UnknownDomains { get; }
     public Histogram ReconcileDuration { get; }
     public Counter SnapshotOperations { get; }

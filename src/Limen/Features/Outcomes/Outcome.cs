@@ -32,6 +32,9 @@ public sealed record RolledBack(string Title, string Detail) : Failure;
 /// <summary>The host's disk folder is full; <paramref name="What"/> could not be written and nothing was kept.</summary>
 public sealed record InsufficientStorage(string What) : Failure;
 
+/// <summary>No host has room for what was asked (placement; 409: room may come as VMs go); <paramref name="Detail"/> says what.</summary>
+public sealed record InsufficientCapacity(string Detail) : Failure;
+
 /// <summary>Self-registration is switched off (the admin setting <c>registration_open</c>).</summary>
 public sealed record RegistrationClosed : Failure;
 

@@ -171,7 +171,7 @@ public sealed class SnapshotService(
             return new NotFound("The snapshot");
         }
 
-        if (VmStates.IsPending(vm.State) || vm.State == VmStates.Missing)
+        if (VmStates.IsPending(vm.State) || vm.State is VmStates.Missing or VmStates.Unknown)
         {
             return Count("revert", VmService.Busy(vm));
         }

@@ -39,7 +39,9 @@ public static class VmEndpoints
         .ToResult(list => TypedResults.Ok(new PagedList<VmResponse>(list.Items.Select(VmResponse.From).ToList(), list.Total, list.Page, list.PageSize)));
 
     private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, VmService service, CancellationToken cancellationToken) =>
-        await service.FindAsync(id, http.User, cancellationToken) is { } vm ? TypedResults.Ok(VmResponse.From(vm)) : Problems.NotFoundProblem("The VM");
+        await service.FindAsync(id, http.User, cancellationToken) is { } vm
+            ? TypedResults.Ok(http.User.IsAdmin() ? VmResponse.Detail(vm) : VmResponse.From(vm))
+            : Problems.NotFoundProblem("The VM");
 
     private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Act(
         Guid id, string action, HttpContext http, VmService service, CancellationToken cancellationToken)

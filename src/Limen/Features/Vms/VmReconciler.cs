@@ -48,18 +48,74 @@ public sealed partial class VmReconciler(
     // Domains lifecycle events named since their host's last pass began: a change found for one of
     // them was told by libvirt (reason libvirt.event), any other was found by the sweep (reason reconcile).
     private readonly ConcurrentDictionary<Guid, byte> eventful = new();
-    private List<HostLoop> running = [];
+    // Per host; hosts added or removed at run time (the hosts API, on any server) start and stop theirs.
+    private readonly Dictionary<Guid, HostLoop> running = [];
+    private bool stopped;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        running = hosts.All.Select(h => new HostLoop(this, h, TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), loops, leadership, clock, logger)).ToList();
-        foreach (var loop in running)
+        hosts.Added += OnHostAdded;
+        hosts.Removed += OnHostRemoved;
+        foreach (var host in hosts.All)
         {
-            await loop.StartAsync(cancellationToken);
+            await StartLoopAsync(host, cancellationToken);
         }
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.WhenAll(running.Select(l => l.StopAsync(cancellationToken)));
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        hosts.Added -= OnHostAdded;
+        hosts.Removed -= OnHostRemoved;
+        List<HostLoop> loops;
+        lock (tallyGate)
+        {
+            stopped = true;
+            loops = [.. running.Values];
+        }
+
+        return Task.WhenAll(loops.Select(l => l.StopAsync(cancellationToken)));
+    }
+
+    private Task StartLoopAsync(RegisteredHost host, CancellationToken cancellationToken)
+    {
+        var loop = new HostLoop(this, host, TimeSpan.FromSeconds(options.Value.ReconcileIntervalSeconds), loops, leadership, clock, logger);
+        lock (tallyGate)
+        {
+            if (stopped || !running.TryAdd(host.Id, loop))
+            {
+                loop.Dispose();
+                return Task.CompletedTask;
+            }
+        }
+
+        return loop.StartAsync(cancellationToken);
+    }
+
+    private void OnHostAdded(RegisteredHost host) => _ = StartLoopAsync(host, CancellationToken.None);
+
+    private void OnHostRemoved(RegisteredHost host)
+    {
+        HostLoop? loop;
+        lock (tallyGate)
+        {
+            running.Remove(host.Id, out loop);
+            tallies.Remove(host.Id);
+            foreach (var state in VmStates.All)
+            {
+                metrics.HostVms.RemoveLabelled(host.Name, state);
+            }
+        }
+
+        if (loop is not null)
+        {
+            _ = Task.Run(async () =>
+            {
+                await loop.StopAsync(CancellationToken.None);
+                loops.Forget(loop.Name);
+                loop.Dispose();
+            });
+        }
+    }
 
     /// <summary>One pass over every host; throws the first host's failure once all were tried.</summary>
     public async Task ReconcileOnceAsync(CancellationToken cancellationToken)
@@ -112,9 +168,19 @@ public sealed partial class VmReconciler(
             {
                 domains = await Task.Run(() => hypervisor.Run(ListDomains), cancellationToken);
             }
-            catch (HypervisorUnavailableException) when (host.IsLocal)
+            catch (HypervisorUnavailableException e)
             {
-                metrics.LibvirtUp.Set(0);
+                if (host.IsLocal)
+                {
+                    metrics.LibvirtUp.Set(0);
+                }
+
+                // A read-only instance looks at another server's VMs: it never marks them.
+                if (!options.Value.ReadOnly)
+                {
+                    await MarkUnknownAsync(host, e.Message, cancellationToken);
+                }
+
                 throw;
             }
 
@@ -161,6 +227,39 @@ public sealed partial class VmReconciler(
         {
             metrics.ReconcileDuration.Observe(Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
+    }
+
+    /// <summary>
+    /// The host does not answer: each of its settled VMs is unknown (the state reason says why) until
+    /// a pass reads libvirt again. Never deleted, never recreated elsewhere; VMs held by an operation
+    /// are left to it (it meets the same outage and answers 503).
+    /// </summary>
+    private async Task MarkUnknownAsync(RegisteredHost host, string reason, CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<LimenDbContext>();
+        var machine = scope.ServiceProvider.GetRequiredService<VmStateMachine>();
+        var rows = await db.Vms.AsNoTracking().Where(v => v.HostId == host.Id)
+            .Select(v => new VmStateRow(v.Id, v.State)).ToListAsync(cancellationToken);
+        var states = rows.ToDictionary(r => r.Id, r => r.State);
+        var why = $"The host {host.Name} does not answer: {reason}";
+        foreach (var row in rows.Where(r => !VmStates.IsPending(r.State) && r.State != VmStates.Unknown))
+        {
+            await using var vmLock = await locks.TryAcquireAsync(row.Id, cancellationToken);
+            var vm = vmLock is null ? null : await db.Vms.FirstOrDefaultAsync(v => v.Id == row.Id, cancellationToken);
+            if (vm is null || VmStates.IsPending(vm.State) || vm.State == VmStates.Unknown)
+            {
+                continue;
+            }
+
+            machine.Transition(db, vm, VmStates.Unknown, VmStateReason.HostDown, why);
+            await db.SaveChangesAsync(cancellationToken);
+            states[vm.Id] = vm.State;
+            LogUnknown(logger, vm.Id, host.Name, reason);
+        }
+
+        // Its domains cannot be read: none is counted as unknown to the database.
+        Tally(host, states, []);
     }
 
     /// <summary>VMs first: a VM deleted there takes its snapshots with it.</summary>
@@ -228,6 +327,7 @@ public sealed partial class VmReconciler(
             foreach (var state in VmStates.All)
             {
                 metrics.VmsByState.WithLabels(state).Set(tallies.Values.Sum(t => t.States.Values.Count(s => s == state)));
+                metrics.HostVms.WithLabels(host.Name, state).Set(states.Values.Count(s => s == state));
             }
 
             foreach (var id in unknown.Where(reportedUnknown.Add))
@@ -252,7 +352,7 @@ public sealed partial class VmReconciler(
 
     public void Dispose()
     {
-        foreach (var loop in running)
+        foreach (var loop in running.Values)
         {
             loop.Dispose();
         }
@@ -265,6 +365,9 @@ public sealed partial class VmReconciler(
 
     [LoggerMessage(EventId = 1104, Level = LogLevel.Warning, Message = "Could not record {Type} for host {Host}: {Message}")]
     private static partial void LogHostEventLost(ILogger logger, string type, string host, string message);
+
+    [LoggerMessage(EventId = 1105, Level = LogLevel.Warning, Message = "VM {VmId} is unknown: its host {Host} does not answer ({Reason})")]
+    private static partial void LogUnknown(ILogger logger, Guid vmId, string host, string reason);
 
     /// <summary>
     /// One host's loop: passes on its interval, and sooner when its hypervisor signals — a lifecycle
@@ -322,6 +425,8 @@ public sealed partial class VmReconciler(
                             published = Then(published, EventTypes.HostUp, "connected");
                             break;
                         case HostDown down:
+                            // A pass now finds the host down and marks its VMs unknown.
+                            wake.Release();
                             published = Then(published, EventTypes.HostDown, down.Reason);
                             break;
                         case DomainChanged changed:

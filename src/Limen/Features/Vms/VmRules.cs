@@ -15,6 +15,10 @@ public static partial class VmRules
         ? null
         : "name must be 1 to 63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit.";
 
+    public static string? AntiAffinityGroupProblem(string? group) => group is null || NamePattern().IsMatch(group)
+        ? null
+        : "anti_affinity_group must be 1 to 63 characters of letters, digits, '.', '_' or '-', starting with a letter or digit.";
+
     public static string? VcpusProblem(int vcpus, int hostCpus) =>
         vcpus < 1 || vcpus > hostCpus ? $"vcpus must be between 1 and the host's {hostCpus} CPUs." : null;
 

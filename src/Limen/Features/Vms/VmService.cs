@@ -21,6 +21,7 @@ namespace Limen.Features.Vms;
 public sealed partial class VmService(
     LimenDbContext db,
     HostRegistry hosts,
+    HostPlacement placement,
     VmLocks locks,
     QuotaService quotas,
     ImageStore images,
@@ -34,6 +35,9 @@ public sealed partial class VmService(
 {
     /// <summary>The unique index on (owner_id, name): which of the VM's unique indexes a create broke.</summary>
     private const string NameIndex = "ix_vms_owner_id_name";
+
+    /// <summary>The advisory-lock class of anti-affinity groups (the leader holds 19533/…, events take 19533/1).</summary>
+    private const int AntiAffinityLockClass = 19534;
 
     public string DomainName(Guid vmId) => options.Value.DomainPrefix + vmId;
 
@@ -53,20 +57,42 @@ public sealed partial class VmService(
     public async Task<Outcome<VmResponse>> CreateAsync(CreateVmRequest request, ClaimsPrincipal caller, CancellationToken cancellationToken)
     {
         var image = await db.Images.AsNoTracking().FirstOrDefaultAsync(i => i.Id == request.ImageId, cancellationToken);
-        var (host, node) = await hosts.PlaceAsync(db, cancellationToken);
-        var problem = VmRules.NameProblem(request.Name) is { } n ? new Invalid("name", n)
-            : VmRules.VcpusProblem(request.Vcpus, node.Cpus) is { } c ? new Invalid("vcpus", c)
-            : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? new Invalid("memory_mb", m)
+        Failure? problem = VmRules.NameProblem(request.Name) is { } n ? new Invalid("name", n)
+            : VmRules.AntiAffinityGroupProblem(request.AntiAffinityGroup) is { } g ? new Invalid("anti_affinity_group", g)
+            : request.Vcpus < 1 ? new Invalid("vcpus", VmRules.VcpusProblem(request.Vcpus, 1)!)
+            : request.MemoryMb < VmRules.MinMemoryMb ? new Invalid("memory_mb", VmRules.MemoryProblem(request.MemoryMb, VmRules.MinMemoryMb)!)
             : image is null ? new Invalid("image_id", "No such image.")
             : VmRules.DiskProblem(request.DiskGb, image.Kind == ImageKinds.Disk ? image.VirtualSizeBytes : 0) is { } d ? new Invalid("disk_gb", d)
             : null;
+        RegisteredHost? placed = null;
+        PlacementDecision? decision = null;
+        if (problem is null)
+        {
+            (decision, placed, var node) = await placement.PlaceAsync(db, caller.GetUserId(), request.AntiAffinityGroup,
+                new VmDemand(request.Vcpus, request.MemoryMb, request.DiskGb), cancellationToken);
+            problem = placed is null ? PlacementProblem(decision, request)
+                // The chosen host's numbers: no VM larger than the host it runs on.
+                : VmRules.VcpusProblem(request.Vcpus, node!.Cpus) is { } c ? new Invalid("vcpus", c)
+                : VmRules.MemoryProblem(request.MemoryMb, (long)(node.MemoryKiB / 1024)) is { } m ? new Invalid("memory_mb", m)
+                : null;
+        }
+
         if (problem is not null)
         {
-            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "validation",
-                new { name = request.Name, reason = problem.Detail }), cancellationToken);
+            var code = problem switch
+            {
+                InsufficientStorage => "no_space",
+                InsufficientCapacity => "no_capacity",
+                Conflict => "anti_affinity",
+                _ => "validation",
+            };
+            await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, code,
+                new { name = request.Name, reason = problem is Invalid i ? i.Detail : decision?.Reason }), cancellationToken);
             return problem;
         }
 
+        // No problem means placement chose a host.
+        var host = placed!;
         var now = clock.GetUtcNow();
         var isInstall = image!.Kind == ImageKinds.Iso;
         var vm = new Vm
@@ -83,6 +109,8 @@ public sealed partial class VmService(
             DiskGb = request.DiskGb,
             State = VmStates.Creating,
             MacAddress = await UnusedMacAddressAsync(cancellationToken),
+            AntiAffinityGroup = request.AntiAffinityGroup,
+            PlacementReason = decision!.Reason,
             CreatedAt = now,
             UpdatedAt = now,
         };
@@ -99,6 +127,13 @@ public sealed partial class VmService(
             if (request.Start && await quotas.CheckStartAsync(vm.OwnerId, vm.Vcpus, vm.MemoryMb, cancellationToken) is { } full)
             {
                 return full;
+            }
+
+            if (vm.AntiAffinityGroup is { } group && await GroupTakenAsync(vm, group, host, cancellationToken) is { } taken)
+            {
+                await audit.RecordAsync(new AuditEvent("vm.create", AuditResults.Failure, "vm", null, "anti_affinity",
+                    new { name = request.Name, group }), cancellationToken);
+                return taken;
             }
 
             db.Vms.Add(vm);
@@ -146,7 +181,12 @@ public sealed partial class VmService(
 
             crashPoints.Reach(CrashPoints.VmCreateDomainDefined);
             db.AuditLogs.Add(audit.Row(new AuditEvent("vm.create", AuditResults.Success, "vm", vm.Id.ToString(),
-                Details: new { name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start })));
+                Details: new
+                {
+                    name = vm.Name, vm.Vcpus, memory_mb = vm.MemoryMb, disk_gb = vm.DiskGb, image_id = vm.ImageId, started = request.Start,
+                    placement = new { host_id = host.Id, host = host.Name, strategy = placement.Options.Strategy.ToString().ToLowerInvariant(), reason = vm.PlacementReason },
+                    anti_affinity_group = vm.AntiAffinityGroup,
+                })));
             // Events last: they commit with the row (a client that sees vm.created can read the VM).
             events.Stage(db, new EventDraft(EventTypes.VmCreated, vm.OwnerId, vm.Id, VmResponse.From(vm)));
             states.Transition(db, vm, request.Start ? VmStates.Running : VmStates.Stopped, VmStateReason.Create);
@@ -345,6 +385,12 @@ public sealed partial class VmService(
             return new NotFound("The VM");
         }
 
+        if (vm.State == VmStates.Unknown)
+        {
+            // Its host did not answer: either it answers now (and the VM is what libvirt shows) or this is the 503, nothing changed.
+            states.Observe(db, vm, await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => ReadState(c, vm.Id)), CancellationToken.None), VmStateReason.Observed);
+        }
+
         // The intent first: a delete cut short from here on is finished by recovery, never left half done.
         var before = vm.State;
         var beforeReason = vm.StateReason;
@@ -379,6 +425,34 @@ public sealed partial class VmService(
 
     /// <summary>The event of a VM whose row is gone (a delete, or one that recovery finished).</summary>
     internal static EventDraft Deleted(Vm vm) => new(EventTypes.VmDeleted, vm.OwnerId, vm.Id, new { vm_id = vm.Id, name = vm.Name });
+
+    /// <summary>Why no host can take the VM, as the answer to the create.</summary>
+    private static Failure PlacementProblem(PlacementDecision decision, CreateVmRequest request) => decision.Refusal switch
+    {
+        // Every host is down: the hosts' own errors are the 503.
+        PlacementRefusal.NoHostUp => throw new HypervisorUnavailableException($"No host answers; the VM cannot be placed now ({decision.Reason})."),
+        PlacementRefusal.AntiAffinity => new Conflict(
+            $"Every host with room already has one of your VMs in the anti-affinity group '{request.AntiAffinityGroup}'.", "anti_affinity_group"),
+        // Larger than every host that answers: the request is wrong, whatever the hosts carry.
+        _ when request.Vcpus > decision.MaxCpus => new Invalid("vcpus", VmRules.VcpusProblem(request.Vcpus, decision.MaxCpus)!),
+        _ when request.MemoryMb > decision.MaxMemoryMib => new Invalid("memory_mb", VmRules.MemoryProblem(request.MemoryMb, decision.MaxMemoryMib)!),
+        _ when decision.DiskFull => new InsufficientStorage("The VM could not be created"),
+        _ => new InsufficientCapacity($"No host has room for {request.Vcpus} vCPUs and {request.MemoryMb} MiB (with the overcommit ratios) and a {request.DiskGb} GiB disk."),
+    };
+
+    /// <summary>
+    /// Two creates in one group at the same moment must not both land on the same host: the group is
+    /// locked for the rest of the caller's transaction (a transaction-scoped advisory lock keyed by
+    /// owner and group), then checked again.
+    /// </summary>
+    private async Task<Conflict?> GroupTakenAsync(Vm vm, string group, RegisteredHost host, CancellationToken cancellationToken)
+    {
+        var key = $"{vm.OwnerId}/{group}";
+        await db.Database.ExecuteSqlInterpolatedAsync($"SELECT pg_advisory_xact_lock({AntiAffinityLockClass}, hashtext({key}))", cancellationToken);
+        return await db.Vms.AnyAsync(v => v.OwnerId == vm.OwnerId && v.AntiAffinityGroup == group && v.HostId == host.Id, cancellationToken)
+            ? new Conflict($"Another of your VMs in the anti-affinity group '{group}' was just placed on the same host; send the request again.", "anti_affinity_group")
+            : null;
+    }
 
     /// <summary>
     /// A MAC no VM has yet. The 24 random bits collide often enough at scale to matter (with 10,000

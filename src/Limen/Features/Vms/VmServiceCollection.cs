@@ -7,7 +7,7 @@ namespace Limen.Features.Vms;
 
 public static class VmServiceCollection
 {
-    /// <summary>The host registry (a libvirt connection per host), images, VMs and the reconciler.</summary>
+    /// <summary>The host registry (a libvirt connection per host), placement, the hosts API, images, VMs and the reconciler.</summary>
     public static IServiceCollection AddVms(this IServiceCollection services, IConfiguration configuration)
     {
         services.Configure<HypervisorOptions>(configuration.GetSection(HypervisorOptions.Section));
@@ -17,6 +17,13 @@ public static class VmServiceCollection
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<HostListOptions>, HostListValidation>();
         services.AddSingleton<HostRegistry>();
+        services.AddOptions<PlacementOptions>()
+            .Bind(configuration.GetSection(PlacementOptions.Section))
+            .ValidateOnStart();
+        services.AddSingleton<IValidateOptions<PlacementOptions>, PlacementOptionsValidation>();
+        services.AddSingleton<HostPlacement>();
+        services.AddScoped<HostAdmin>();
+        services.AddSingleton<Events.IEventConsumer, HostEventConsumer>();
         services.AddSingleton(new KvmCheckPaths());
         services.AddHostedService<KvmDeviceCheck>();
         services.AddSingleton<ImageStore>();

@@ -15,8 +15,13 @@ public static class VmStates
     public const string Missing = "missing";
     /// <summary>Written before a delete touches libvirt, so a delete cut short is finished by recovery.</summary>
     public const string Deleting = "deleting";
+    /// <summary>
+    /// Its host does not answer (state reason: the host's error): the VM may be running or not, so it
+    /// is neither deleted nor recreated elsewhere; when the host answers again it is what libvirt shows.
+    /// </summary>
+    public const string Unknown = "unknown";
 
-    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing, Deleting];
+    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing, Deleting, Unknown];
 
     /// <summary>
     /// Creating and deleting are an operation's intent, not something libvirt reports: while a row is
@@ -109,6 +114,8 @@ public enum VmStateCause
     Recovery,
     /// <summary>A delete records its intent before it touches libvirt.</summary>
     Delete,
+    /// <summary>The VM's host stopped answering: settled → unknown.</summary>
+    HostDown,
     /// <summary>libvirt refused the delete: the VM is back in the state it had.</summary>
     DeleteFailed,
 }
@@ -130,6 +137,7 @@ public readonly record struct VmStateReason(VmStateCause Cause, string Word, VmA
     public static readonly VmStateReason Recovery = new(VmStateCause.Recovery, "recovery");
     public static readonly VmStateReason Delete = new(VmStateCause.Delete, "delete");
     public static readonly VmStateReason DeleteFailed = new(VmStateCause.DeleteFailed, "delete.failed");
+    public static readonly VmStateReason HostDown = new(VmStateCause.HostDown, "host.down");
 
     public static VmStateReason For(VmAction action) => new(VmStateCause.Action, "action." + action.ToString().ToLowerInvariant(), action);
 }
@@ -149,12 +157,14 @@ public static class VmTransitions
         VmStateCause.Action => reason.Action is { } action && VmActions.Plan(action, from) == ActionPlan.Perform && to == VmActions.EndState(action),
         // libvirt is the truth for a settled VM; a pending one belongs to its operation or recovery.
         VmStateCause.Observation => Settled.Contains(from) && VmStates.Observable.Contains(to),
-        VmStateCause.SnapshotRevert => Settled.Contains(from) && from != VmStates.Missing && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
+        VmStateCause.SnapshotRevert => Settled.Contains(from) && from is not (VmStates.Missing or VmStates.Unknown) && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
         // A create whose domain and disk exist is completed as libvirt shows it; a revert cut short is redone.
         VmStateCause.Recovery => from == VmStates.Creating ? VmStates.Observable.Contains(to) && to != VmStates.Missing
             : Settled.Contains(from) && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
         VmStateCause.Delete => to == VmStates.Deleting,
         VmStateCause.DeleteFailed => from == VmStates.Deleting,
+        // Only what libvirt can show becomes unknown; an operation's intent stays for its recovery.
+        VmStateCause.HostDown => Settled.Contains(from) && to == VmStates.Unknown,
         _ => false,
     };
 }
