@@ -8,7 +8,8 @@ start_libvirt
 ensure_isolated_network
 build_guest
 build_limen
-export Limen__Hypervisor__Network=${Limen__Hypervisor__Network:-$LIMEN_NETWORK}
+# Set but empty (Limen__Hypervisor__Network=): VMs get no NIC (hosts without that network, e.g. bench/migration's).
+export Limen__Hypervisor__Network=${Limen__Hypervisor__Network-$LIMEN_NETWORK}
 
 # The first admin's password: LIMEN_ADMIN_PASSWORD if given, else generated once and kept (0600).
 if [ -z "${LIMEN_ADMIN_PASSWORD:-}" ]; then

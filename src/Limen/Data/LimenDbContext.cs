@@ -19,6 +19,7 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
     public DbSet<UserQuota> UserQuotas => Set<UserQuota>();
     public DbSet<SystemQuota> SystemQuotas => Set<SystemQuota>();
     public DbSet<VmSnapshot> VmSnapshots => Set<VmSnapshot>();
+    public DbSet<VmMigration> VmMigrations => Set<VmMigration>();
     public DbSet<BackupRun> BackupRuns => Set<BackupRun>();
     public DbSet<ConsoleTicket> ConsoleTickets => Set<ConsoleTicket>();
     public DbSet<ConsoleSession> ConsoleSessions => Set<ConsoleSession>();
@@ -189,6 +190,20 @@ public sealed class LimenDbContext(DbContextOptions<LimenDbContext> options) : D
             vm.HasOne<VmHost>().WithMany().HasForeignKey(v => v.HostId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.ImageId).OnDelete(DeleteBehavior.Restrict);
             vm.HasOne<Image>().WithMany().HasForeignKey(v => v.CdromImageId).OnDelete(DeleteBehavior.Restrict);
+        });
+
+        modelBuilder.Entity<VmMigration>(migration =>
+        {
+            migration.ToTable("vm_migrations");
+            migration.Property(m => m.Mode).HasMaxLength(16);
+            migration.Property(m => m.Storage).HasMaxLength(16);
+            migration.Property(m => m.Result).HasMaxLength(16);
+            migration.HasIndex(m => new { m.VmId, m.StartedAt });
+            // Recovery looks for the failed migrations whose target still holds a half-made domain.
+            migration.HasIndex(m => m.TargetHostId).HasFilter("target_cleanup_pending");
+            migration.HasOne<Vm>().WithMany().HasForeignKey(m => m.VmId).OnDelete(DeleteBehavior.Cascade);
+            migration.HasOne<VmHost>().WithMany().HasForeignKey(m => m.SourceHostId).OnDelete(DeleteBehavior.Restrict);
+            migration.HasOne<VmHost>().WithMany().HasForeignKey(m => m.TargetHostId).OnDelete(DeleteBehavior.Restrict);
         });
 
         modelBuilder.Entity<VmCount>(count =>

@@ -10,6 +10,7 @@ using Limen.Features.Cluster;
 using Limen.Features.Events;
 using Limen.Features.Health;
 using Limen.Features.Metrics;
+using Limen.Features.Migration;
 using Limen.Features.Images;
 using Limen.Features.RemoteConsole;
 using Limen.Features.Hosts;
@@ -94,6 +95,7 @@ public static class LimenServer
         builder.Services.AddAgentProxy(builder.Configuration);
         builder.Services.AddAlerts(builder.Configuration);
         builder.Services.AddVms(builder.Configuration);
+        builder.Services.AddMigration(builder.Configuration);
         builder.Services.AddBackupMetrics();
         builder.Services.AddConsole(builder.Configuration);
         builder.Services.AddEvents(builder.Configuration);
@@ -237,6 +239,7 @@ public static class LimenServer
         api.MapImages();
         api.MapBackups();
         api.MapVms();
+        api.MapMigration();
         api.MapQuotas();
         api.MapSnapshots();
         api.MapConsole();

@@ -132,6 +132,9 @@ public static class AccessRules
         new("GET /api/vms/{id:guid}/snapshots/{sid:guid}", Access.Owner, 200),
         new("POST /api/vms/{id:guid}/snapshots/{sid:guid}/revert", Access.Owner, 200),
         new("DELETE /api/vms/{id:guid}/snapshots/{sid:guid}", Access.Owner, 204, Fresh: true),
+        // Moving VMs is an admin's: the world has one host, so the VM has nowhere to go (409) and stays.
+        new("POST /api/vms/{id:guid}/actions/migrate", Access.Admin, 409),
+        new("GET /api/vms/{id:guid}/migrations", Access.Admin, 200),
 
         new("GET /api/admin/hosts/", Access.Admin, 200),
         // The world's only host is the configured local one: its URI is taken (409), and the per-host routes get an id of no host.
@@ -140,6 +143,7 @@ public static class AccessRules
         new("POST /api/admin/hosts/{id:guid}/maintenance", Access.Admin, 404, Values: NoHost),
         new("POST /api/admin/hosts/{id:guid}/activate", Access.Admin, 404, Values: NoHost),
         new("DELETE /api/admin/hosts/{id:guid}", Access.Admin, 404, Values: NoHost),
+        new("POST /api/admin/hosts/{id:guid}/drain", Access.Admin, 404, Values: NoHost),
         new("GET /api/admin/users/", Access.Admin, 200),
         new("POST /api/admin/users/", Access.Admin, 201, Body: """{"username":"mx-{p}","password":"correct horse battery"}"""),
         new("GET /api/admin/users/{id:guid}", Access.Admin, 200),

@@ -124,6 +124,9 @@ public static class HostileCases
         Route("DELETE /api/admin/hosts/{id:guid}", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("a configured host", LocalHost(w)))),
         Route("POST /api/admin/hosts/{id:guid}/maintenance", w => w.Admin, (w, e) => Ids(e, Nothing(), Nothing())),
         Route("POST /api/admin/hosts/{id:guid}/activate", w => w.Admin, (w, e) => Ids(e, Nothing(), Nothing())),
+        // A drain of the one host would put it in maintenance: only ids of nothing here.
+        Route("POST /api/admin/hosts/{id:guid}/drain", w => w.Admin, (w, e) => Ids(e, Nothing(), Nothing())),
+        Route("POST /api/vms/{id:guid}/actions/migrate", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("a VM with no other host to go to", w.VmId))),
         Route("DELETE /api/admin/users/{id:guid}", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("the admin's own account", w.Admin.Id!.Value))),
         Route("POST /api/admin/registrations/{id:guid}/approve", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("an account that is no registration", w.VictimId))),
         Route("POST /api/admin/registrations/{id:guid}/reject", w => w.Admin, (w, e) => Ids(e, Nothing(), Own("an account that is no registration", w.VictimId))),
@@ -146,7 +149,7 @@ public static class HostileCases
         Form("POST /", w => w.User, w => "/", ["probe"], "Form.Name"),
         Form("POST /vms", w => w.User, w => "/vms", ["vm-bulk"], "Bulk.Action", "Bulk.Ids"),
         Form("POST /vms/new", w => w.User, w => "/vms/new", ["create-vm"], "Form.Name", "Form.Vcpus", "Form.MemoryMb", "Form.DiskGb", "Form.ImageId"),
-        Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", ["snapshot-act", "snapshot-create", "vm-action", "vm-boot", "vm-cdrom", "vm-delete"], "Confirm.Name", "Action"),
+        Form("POST /vms/{id:guid}", w => w.User, w => $"/vms/{w.VmId}", ["snapshot-act", "snapshot-create", "vm-action", "vm-boot", "vm-cdrom", "vm-delete", "vm-migrate"], "Confirm.Name", "Action"),
         Form("POST /vms/{id:guid}/console", w => w.User, w => $"/vms/{w.VmId}/console", ["probe"], "Form.Name"),
         Form("POST /admin", w => w.Admin, w => "/admin", ["probe"], "Form.Name"),
         Form("POST /admin/users", w => w.Admin, w => "/admin/users", ["user-create"], "Form.Username", "Form.Password", "Form.Role"),

@@ -34,6 +34,13 @@ public sealed class VmTransitionTableTests
         { VmStates.Missing, VmStates.Deleting, "delete" },
         { VmStates.Deleting, VmStates.Running, "delete.failed" },
         { VmStates.Deleting, VmStates.Missing, "delete.failed" },
+        { VmStates.Running, VmStates.Migrating, "migration" },
+        { VmStates.Paused, VmStates.Migrating, "migration" },
+        { VmStates.Stopped, VmStates.Migrating, "migration" },
+        { VmStates.Migrating, VmStates.Running, "migration.completed" },
+        { VmStates.Migrating, VmStates.Stopped, "migration.completed" },
+        { VmStates.Migrating, VmStates.Running, "migration.failed" },
+        { VmStates.Migrating, VmStates.Missing, "migration.failed" },
         // A host that stops answering makes its settled VMs unknown; back, libvirt says what they are.
         { VmStates.Running, VmStates.Unknown, "host.down" },
         { VmStates.Stopped, VmStates.Unknown, "host.down" },
@@ -74,6 +81,18 @@ public sealed class VmTransitionTableTests
         // A delete only marks its intent; only a refused delete leaves deleting.
         { VmStates.Running, VmStates.Stopped, "delete" },
         { VmStates.Running, VmStates.Stopped, "delete.failed" },
+        // A migration starts only from a VM that runs, is paused or stopped, and ends where its host shows it.
+        { VmStates.Error, VmStates.Migrating, "migration" },
+        { VmStates.Missing, VmStates.Migrating, "migration" },
+        { VmStates.Creating, VmStates.Migrating, "migration" },
+        { VmStates.Running, VmStates.Stopped, "migration" },
+        { VmStates.Running, VmStates.Stopped, "migration.completed" },
+        { VmStates.Migrating, VmStates.Deleting, "migration.failed" },
+        // Nothing else moves a migrating VM: not libvirt's view, not an action, not recovery's create/revert rules.
+        { VmStates.Migrating, VmStates.Missing, "reconcile" },
+        { VmStates.Migrating, VmStates.Stopped, "action.stop" },
+        { VmStates.Migrating, VmStates.Running, "recovery" },
+        { VmStates.Migrating, VmStates.Running, "snapshot.revert" },
         // Unknown is the host's outage only: an operation's intent stays, and nothing else leads there.
         { VmStates.Creating, VmStates.Unknown, "host.down" },
         { VmStates.Deleting, VmStates.Unknown, "host.down" },
@@ -84,6 +103,9 @@ public sealed class VmTransitionTableTests
         { VmStates.Unknown, VmStates.Running, "action.start" },
         { VmStates.Unknown, VmStates.Stopped, "action.stop" },
         { VmStates.Unknown, VmStates.Running, "snapshot.revert" },
+        // A migrating VM waits for its migration's settlement, and a VM whose host is away is not migrated.
+        { VmStates.Migrating, VmStates.Unknown, "host.down" },
+        { VmStates.Unknown, VmStates.Migrating, "migration" },
     };
 
     [Theory]
@@ -132,6 +154,9 @@ public sealed class VmTransitionTableTests
         "recovery" => VmStateReason.Recovery,
         "delete" => VmStateReason.Delete,
         "delete.failed" => VmStateReason.DeleteFailed,
+        "migration" => VmStateReason.Migration,
+        "migration.completed" => VmStateReason.Migrated,
+        "migration.failed" => VmStateReason.MigrationFailed,
         "host.down" => VmStateReason.HostDown,
         _ when word.StartsWith("action.", StringComparison.Ordinal) && VmActions.TryParse(word["action.".Length..], out var action) => VmStateReason.For(action),
         _ => throw new ArgumentException($"unknown reason {word}", nameof(word)),

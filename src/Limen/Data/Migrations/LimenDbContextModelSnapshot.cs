@@ -837,6 +837,87 @@ namespace Limen.Data.Migrations
                     b.ToTable("hosts", (string)null);
                 });
 
+            modelBuilder.Entity("Limen.Data.VmMigration", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("DataRemaining")
+                        .HasColumnType("bigint")
+                        .HasColumnName("data_remaining");
+
+                    b.Property<long?>("DataTotal")
+                        .HasColumnType("bigint")
+                        .HasColumnName("data_total");
+
+                    b.Property<long?>("DowntimeMs")
+                        .HasColumnType("bigint")
+                        .HasColumnName("downtime_ms");
+
+                    b.Property<string>("Error")
+                        .HasColumnType("text")
+                        .HasColumnName("error");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("Mode")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("mode");
+
+                    b.Property<string>("Result")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("result");
+
+                    b.Property<Guid>("SourceHostId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("source_host_id");
+
+                    b.Property<DateTimeOffset>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("Storage")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("storage");
+
+                    b.Property<bool>("TargetCleanupPending")
+                        .HasColumnType("boolean")
+                        .HasColumnName("target_cleanup_pending");
+
+                    b.Property<Guid>("TargetHostId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("target_host_id");
+
+                    b.Property<Guid>("VmId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("vm_id");
+
+                    b.HasKey("Id")
+                        .HasName("pk_vm_migrations");
+
+                    b.HasIndex("SourceHostId")
+                        .HasDatabaseName("ix_vm_migrations_source_host_id");
+
+                    b.HasIndex("TargetHostId")
+                        .HasDatabaseName("ix_vm_migrations_target_host_id")
+                        .HasFilter("target_cleanup_pending");
+
+                    b.HasIndex("VmId", "StartedAt")
+                        .HasDatabaseName("ix_vm_migrations_vm_id_started_at");
+
+                    b.ToTable("vm_migrations", (string)null);
+                });
+
             modelBuilder.Entity("Limen.Data.VmSnapshot", b =>
                 {
                     b.Property<Guid>("Id")
@@ -986,6 +1067,30 @@ namespace Limen.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_vm_counts_users_owner_id");
+                });
+
+            modelBuilder.Entity("Limen.Data.VmMigration", b =>
+                {
+                    b.HasOne("Limen.Data.VmHost", null)
+                        .WithMany()
+                        .HasForeignKey("SourceHostId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_vm_migrations_hosts_source_host_id");
+
+                    b.HasOne("Limen.Data.VmHost", null)
+                        .WithMany()
+                        .HasForeignKey("TargetHostId")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_vm_migrations_hosts_target_host_id");
+
+                    b.HasOne("Limen.Data.Vm", null)
+                        .WithMany()
+                        .HasForeignKey("VmId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired()
+                        .HasConstraintName("fk_vm_migrations_vms_vm_id");
                 });
 
             modelBuilder.Entity("Limen.Data.VmSnapshot", b =>

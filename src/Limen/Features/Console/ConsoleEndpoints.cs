@@ -252,7 +252,7 @@ public static class ConsoleEndpoints
     /// Why the VNC socket closed: QEMU closes it when the guest is powered off or its domain
     /// destroyed. A delete (from any server) marks the row before it destroys the domain, so the row
     /// tells a delete from a stop; libvirt can learn of QEMU's exit a moment after the socket closes,
-    /// so ask it a few times.
+    /// so ask it a few times. A migration marks the row before the source's QEMU goes away.
     /// </summary>
     private static async Task<string> ExplainVncCloseAsync(Hypervisor hypervisor, IDbContextFactory<LimenDbContext> dbFactory, Guid vmId)
     {
@@ -262,6 +262,12 @@ public static class ConsoleEndpoints
             if (state is null or VmStates.Deleting)
             {
                 return ConsoleEndReasons.VmDeleted;
+            }
+
+            if (state == VmStates.Migrating)
+            {
+                // The source's QEMU closes its display at the switch-over; the VM goes on on its new host.
+                return ConsoleEndReasons.VmMigrated;
             }
         }
 

@@ -163,7 +163,7 @@ public sealed class ConsoleRelay(WebSocket client, Socket vnc, LiveConsoleSessio
     {
         _ when clientSentText => WebSocketCloseStatus.InvalidMessageType,
         ConsoleEndReasons.ClientClosed or ConsoleEndReasons.VncClosed or ConsoleEndReasons.VmStopped or ConsoleEndReasons.VmDeleted
-            => WebSocketCloseStatus.NormalClosure,
+            or ConsoleEndReasons.VmMigrated => WebSocketCloseStatus.NormalClosure,
         ConsoleEndReasons.ServerRestart => WebSocketCloseStatus.EndpointUnavailable,
         // idle, duration, disabled user, admin: the server's policy ended it, and the page should not reconnect.
         _ => WebSocketCloseStatus.PolicyViolation,

@@ -20,6 +20,8 @@ public static class ConsoleEndReasons
     public const string MaxDuration = "max_duration";
     public const string VmStopped = "vm_stopped";
     public const string VmDeleted = "vm_deleted";
+    /// <summary>The VM moved to another host; the client reconnects and reaches it there.</summary>
+    public const string VmMigrated = "vm_migrated";
     public const string UserDisabled = "user_disabled";
     public const string AdminTerminated = "admin_terminated";
     /// <summary>The session's own user ended it (from another console tab, to make room under the limit).</summary>

@@ -8,6 +8,7 @@ namespace Limen.Features.RemoteConsole;
 /// <summary>
 /// Ends the sessions this server relays for a VM that stopped or is going away, whichever server
 /// (or libvirt itself) moved it: a console must not outlive its VM's display, and it ends naming why.
+/// A VM that moved to another host ends its sessions as vm_migrated: the client reconnects to it there.
 /// </summary>
 public sealed class ConsoleVmConsumer(ConsoleSessions sessions) : IEventConsumer
 {
@@ -20,9 +21,14 @@ public sealed class ConsoleVmConsumer(ConsoleSessions sessions) : IEventConsumer
             return Task.CompletedTask;
         }
 
-        var to = committed.Type == EventTypes.VmDeleted
-            ? VmStates.Deleting
-            : JsonSerializer.Deserialize<VmStateChange>(committed.Data, EventOutlet.DataJson)?.To;
+        var change = committed.Type == EventTypes.VmDeleted ? null : JsonSerializer.Deserialize<VmStateChange>(committed.Data, EventOutlet.DataJson);
+        if (change?.Reason == VmStateReason.Migrated.Word)
+        {
+            sessions.EndForVm(vmId, ConsoleEndReasons.VmMigrated);
+            return Task.CompletedTask;
+        }
+
+        var to = committed.Type == EventTypes.VmDeleted ? VmStates.Deleting : change?.To;
         switch (to)
         {
             case VmStates.Stopped or VmStates.Error:

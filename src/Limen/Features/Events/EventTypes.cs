@@ -8,6 +8,8 @@ public static class EventTypes
     public const string VmDeleted = "vm.deleted";
     /// <summary>{vm_id, from, to, reason, at}: every change of a VM's state, whoever made it.</summary>
     public const string VmStateChanged = "vm.state_changed";
+    /// <summary>{vm_id, migration_id, source_host_id, target_host_id, data_total, data_processed, data_remaining}: a live migration under way.</summary>
+    public const string VmMigrationProgress = "vm.migration.progress";
     public const string SnapshotCreated = "snapshot.created";
     public const string SnapshotReverted = "snapshot.reverted";
     public const string SnapshotDeleted = "snapshot.deleted";

@@ -196,6 +196,18 @@ public sealed class HostPlacement(HostRegistry hosts, IOptions<PlacementOptions>
                 $"{target.Name} had {PlacementRule.FreeMemoryMib(candidate, options.Value.MemoryOvercommit) / 1024:0.#} GiB free"));
     }
 
+    /// <summary>
+    /// Where an existing VM would go if it left its host (a migration without a named target, a
+    /// drain): the placement rule over every other host, the VM's own allocation not counted.
+    /// </summary>
+    public async Task<(PlacementDecision Decision, RegisteredHost? Host)> PlaceElsewhereAsync(LimenDbContext db, Vm vm, CancellationToken cancellationToken)
+    {
+        var others = hosts.All.Where(h => h.Id != vm.HostId).ToList();
+        var (candidates, _) = await CandidatesAsync(db, others, vm.OwnerId, vm.AntiAffinityGroup, vm.Id, cancellationToken);
+        var decision = PlacementRule.Choose(candidates, new VmDemand(vm.Vcpus, vm.MemoryMb, vm.DiskGb), options.Value);
+        return (decision, decision.HostId is { } id ? others.First(h => h.Id == id) : null);
+    }
+
     private static async Task<(List<HostCandidate> Candidates, Dictionary<Guid, NodeInfo?> Nodes)> CandidatesAsync(
         LimenDbContext db, IReadOnlyList<RegisteredHost> registered, Guid ownerId, string? group, Guid? except, CancellationToken cancellationToken)
     {

@@ -72,6 +72,27 @@ public sealed partial class Hypervisor : IDisposable
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> with this host's connection and <paramref name="other"/>'s (a
+    /// migration holds both). A libvirt error is blamed on a host only when that host's connection is
+    /// dead: an error about the work itself (a refused or failed migration) leaves both hosts up.
+    /// </summary>
+    public T RunWith<T>(Hypervisor other, Func<LibvirtConnection, LibvirtConnection, T> action)
+    {
+        var mine = Connect();
+        var theirs = other.Connect();
+        try
+        {
+            return action(mine, theirs);
+        }
+        catch (LibvirtException e) when (!mine.IsAlive || !theirs.IsAlive)
+        {
+            var dead = !mine.IsAlive ? this : other;
+            dead.Drop(dead == this ? mine : theirs, e.Message);
+            throw new HypervisorUnavailableException($"libvirt at {dead.Uri} is unavailable: {e.Message}", e);
+        }
+    }
+
     public void Run(Action<LibvirtConnection> action) => Run(c =>
     {
         action(c);

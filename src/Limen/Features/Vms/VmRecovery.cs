@@ -2,6 +2,7 @@ using Limen.Data;
 using Limen.Features.Audit;
 using Limen.Features.Events;
 using Limen.Features.Hosts;
+using Limen.Features.Migration;
 using Limen.Libvirt;
 using Microsoft.EntityFrameworkCore;
 
@@ -11,14 +12,18 @@ namespace Limen.Features.Vms;
 /// Settles VM creates and deletes that were cut short — the server killed, libvirtd or PostgreSQL
 /// lost half-way — from the intent their rows still carry. A `creating` VM whose domain and disk
 /// both exist got through its last libvirt step and is completed; any other is rolled back. A
-/// `deleting` VM is always deleted. Each outcome is one audit row (error code `interrupted`),
+/// `deleting` VM is always deleted. A `migrating` VM is settled from where its domain is
+/// (<see cref="MigrationSettlement"/>), and a target that was down when a migration to it failed
+/// loses the half-made domain once it answers. Each outcome is one audit row (error code `interrupted`),
 /// committed together with it. Runs in every reconciler pass, under each VM's lock, so it never
 /// touches an operation that a request of this server is still carrying out.
 /// </summary>
 public sealed partial class VmRecovery(
     LimenDbContext db,
     VmLocks locks,
+    HostRegistry hosts,
     VmStateMachine states,
+    MigrationSettlement migrations,
     EventOutlet events,
     AuditTrail audit,
     ILogger<VmRecovery> logger)
@@ -29,9 +34,9 @@ public sealed partial class VmRecovery(
     public async Task<bool> RecoverAsync(RegisteredHost host, CancellationToken cancellationToken)
     {
         var pending = await db.Vms.AsNoTracking()
-            .Where(v => v.HostId == host.Id && (v.State == VmStates.Creating || v.State == VmStates.Deleting))
+            .Where(v => v.HostId == host.Id && (v.State == VmStates.Creating || v.State == VmStates.Deleting || v.State == VmStates.Migrating))
             .Select(v => v.Id).ToListAsync(cancellationToken);
-        var changed = false;
+        var changed = await CleanUpFailedArrivalsAsync(host, cancellationToken);
         foreach (var id in pending)
         {
             await using var vmLock = await locks.TryAcquireAsync(id, cancellationToken);
@@ -49,8 +54,12 @@ public sealed partial class VmRecovery(
 
             try
             {
-                await (vm.State == VmStates.Creating ? SettleCreateAsync(vm, host) : FinishDeleteAsync(vm, host));
-                changed = true;
+                changed |= await (vm.State switch
+                {
+                    VmStates.Creating => SettleCreateAsync(vm, host),
+                    VmStates.Deleting => FinishDeleteAsync(vm, host),
+                    _ => SettleMigrationAsync(vm),
+                });
             }
             catch (LibvirtException e)
             {
@@ -63,7 +72,63 @@ public sealed partial class VmRecovery(
         return changed;
     }
 
-    private async Task SettleCreateAsync(Vm vm, RegisteredHost host)
+    /// <summary>A migration whose server stopped before it ended: settled from where the domain is now.</summary>
+    private async Task<bool> SettleMigrationAsync(Vm vm)
+    {
+        var migration = await db.VmMigrations.Where(m => m.VmId == vm.Id && m.Result == MigrationResults.Running)
+            .OrderByDescending(m => m.StartedAt).FirstOrDefaultAsync();
+        if (migration is null)
+        {
+            // Migrating without a migration in progress cannot be left by Limen; treat the host's view as the truth.
+            states.Observe(db, vm, await Task.Run(() => hosts.Of(vm).Hypervisor.Run(c => VmService.ReadState(c, vm.Id))), VmStateReason.MigrationFailed);
+            await db.SaveChangesAsync(CancellationToken.None);
+            return true;
+        }
+
+        var end = await migrations.SettleAsync(vm, migration, "The server stopped during the migration.");
+        if (end == MigrationEnd.Undecided)
+        {
+            return false;
+        }
+
+        db.AuditLogs.Add(audit.Row(new AuditEvent("vm.migrate", end == MigrationEnd.Moved ? AuditResults.Success : AuditResults.Failure, "vm", vm.Id.ToString(), Interrupted,
+            new { recovery = end == MigrationEnd.Moved ? "completed" : "rolled_back", name = vm.Name, owner_id = vm.OwnerId, migration_id = migration.Id, state = vm.State })));
+        await db.SaveChangesAsync(CancellationToken.None);
+        LogRecovered(vm.Id, "vm.migrate", end.ToString());
+        return true;
+    }
+
+    /// <summary>
+    /// Removes what failed migrations left on <paramref name="host"/> while it was down: the domain
+    /// of a VM that lives on another host. True when anything was removed.
+    /// </summary>
+    private async Task<bool> CleanUpFailedArrivalsAsync(RegisteredHost host, CancellationToken cancellationToken)
+    {
+        var leftovers = await db.VmMigrations.Where(m => m.TargetHostId == host.Id && m.TargetCleanupPending).ToListAsync(cancellationToken);
+        var removed = false;
+        foreach (var migration in leftovers)
+        {
+            await using var vmLock = await locks.TryAcquireAsync(migration.VmId, cancellationToken);
+            if (vmLock is null)
+            {
+                continue;
+            }
+
+            var livesHere = await db.Vms.AnyAsync(v => v.Id == migration.VmId && v.HostId == host.Id, cancellationToken);
+            if (!livesHere)
+            {
+                await Task.Run(() => host.Hypervisor.Run(c => VmService.RemoveDomain(c, migration.VmId)), CancellationToken.None);
+                removed = true;
+            }
+
+            migration.TargetCleanupPending = false;
+            await db.SaveChangesAsync(CancellationToken.None);
+        }
+
+        return removed;
+    }
+
+    private async Task<bool> SettleCreateAsync(Vm vm, RegisteredHost host)
     {
         var observed = await Task.Run(() => host.Hypervisor.Run(c => VmService.ReadState(c, vm.Id)));
         var diskExists = File.Exists(host.DiskPath(vm.Id));
@@ -83,9 +148,10 @@ public sealed partial class VmRecovery(
         }
 
         await db.SaveChangesAsync(CancellationToken.None);
+        return true;
     }
 
-    private async Task FinishDeleteAsync(Vm vm, RegisteredHost host)
+    private async Task<bool> FinishDeleteAsync(Vm vm, RegisteredHost host)
     {
         await Task.Run(() => host.Hypervisor.Run(c => VmService.RemoveDomain(c, vm.Id)));
         host.DeleteVmFiles(vm.Id);
@@ -93,6 +159,7 @@ public sealed partial class VmRecovery(
         Record(vm, "vm.delete", AuditResults.Success, "completed", null);
         events.Stage(db, VmService.Deleted(vm));
         await db.SaveChangesAsync(CancellationToken.None);
+        return true;
     }
 
     private void Record(Vm vm, string action, string result, string outcome, object? detail)

@@ -15,19 +15,24 @@ public static class VmStates
     public const string Missing = "missing";
     /// <summary>Written before a delete touches libvirt, so a delete cut short is finished by recovery.</summary>
     public const string Deleting = "deleting";
+    /// <summary>Moving to another host (<see cref="Migration.MigrationService"/>); the row names the source host until the move is done.</summary>
+    public const string Migrating = "migrating";
     /// <summary>
     /// Its host does not answer (state reason: the host's error): the VM may be running or not, so it
     /// is neither deleted nor recreated elsewhere; when the host answers again it is what libvirt shows.
     /// </summary>
     public const string Unknown = "unknown";
 
-    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing, Deleting, Unknown];
+    public static readonly IReadOnlyList<string> All = [Creating, Stopped, Running, Paused, ShuttingDown, Error, Missing, Deleting, Unknown, Migrating];
 
     /// <summary>
-    /// Creating and deleting are an operation's intent, not something libvirt reports: while a row is
-    /// in one of them only that operation or the recovery after it (<see cref="VmRecovery"/>) may change it.
+    /// Creating, deleting and migrating are an operation's intent, not something libvirt reports: while
+    /// a row is in one of them only that operation or the recovery after it (<see cref="VmRecovery"/>) may change it.
     /// </summary>
-    public static bool IsPending(string state) => state is Creating or Deleting;
+    public static bool IsPending(string state) => state is Creating or Deleting or Migrating;
+
+    /// <summary>The states a VM is migrated from: live when it runs (or is paused), offline when stopped.</summary>
+    public static bool CanMigrate(string state) => state is Running or Paused or Stopped;
 
     /// <summary>What libvirt can show a domain as (<see cref="FromDomain"/>), or its absence: missing.</summary>
     public static readonly IReadOnlyList<string> Observable = [Running, Paused, ShuttingDown, Stopped, Error, Missing];
@@ -118,6 +123,10 @@ public enum VmStateCause
     HostDown,
     /// <summary>libvirt refused the delete: the VM is back in the state it had.</summary>
     DeleteFailed,
+    /// <summary>A migration records its intent (running, paused or stopped → migrating) before it touches either host.</summary>
+    MigrationStart,
+    /// <summary>A migration ended (done, failed or settled by recovery): migrating → what the host it is on shows.</summary>
+    MigrationEnd,
 }
 
 /// <summary>
@@ -137,6 +146,11 @@ public readonly record struct VmStateReason(VmStateCause Cause, string Word, VmA
     public static readonly VmStateReason Recovery = new(VmStateCause.Recovery, "recovery");
     public static readonly VmStateReason Delete = new(VmStateCause.Delete, "delete");
     public static readonly VmStateReason DeleteFailed = new(VmStateCause.DeleteFailed, "delete.failed");
+    public static readonly VmStateReason Migration = new(VmStateCause.MigrationStart, "migration");
+    /// <summary>The VM now runs on (or is defined on) its new host.</summary>
+    public static readonly VmStateReason Migrated = new(VmStateCause.MigrationEnd, "migration.completed");
+    /// <summary>The migration failed; the VM stays on its source host.</summary>
+    public static readonly VmStateReason MigrationFailed = new(VmStateCause.MigrationEnd, "migration.failed");
     public static readonly VmStateReason HostDown = new(VmStateCause.HostDown, "host.down");
 
     public static VmStateReason For(VmAction action) => new(VmStateCause.Action, "action." + action.ToString().ToLowerInvariant(), action);
@@ -163,6 +177,8 @@ public static class VmTransitions
             : Settled.Contains(from) && to is VmStates.Running or VmStates.Paused or VmStates.Stopped,
         VmStateCause.Delete => to == VmStates.Deleting,
         VmStateCause.DeleteFailed => from == VmStates.Deleting,
+        VmStateCause.MigrationStart => VmStates.CanMigrate(from) && to == VmStates.Migrating,
+        VmStateCause.MigrationEnd => from == VmStates.Migrating && VmStates.Observable.Contains(to),
         // Only what libvirt can show becomes unknown; an operation's intent stays for its recovery.
         VmStateCause.HostDown => Settled.Contains(from) && to == VmStates.Unknown,
         _ => false,

@@ -10,6 +10,11 @@ const MAX_BACKOFF_MS = 15000;
 const SESSION_LIMIT = 'urn:limen:problem:console-session-limit';
 const KEYSYMS = { Control_L: [0xffe3, 'ControlLeft'], Alt_L: [0xffe9, 'AltLeft'], Delete: [0xffff, 'Delete'],
   F1: [0xffbe, 'F1'], F2: [0xffbf, 'F2'], Tab: [0xff09, 'Tab'], Escape: [0xff1b, 'Escape'], Return: [0xff0d, 'Enter'] };
+// Closes after which the page reconnects by itself, and what it says meanwhile.
+const RETRY = {
+  vm_stopped: 'The machine stopped.',
+  vm_migrated: 'The machine moved to another host.',
+};
 const ENDED = {
   idle_timeout: 'The session ended: nothing was typed or clicked for too long.',
   max_duration: 'The session ended: it reached the longest a console session may last.',
@@ -120,7 +125,7 @@ class LimenConsole extends HTMLElement {
       if (closed?.code === POLICY_CLOSE) {
         return this.setStatus(ENDED[closed.reason] ?? `The server ended the session (${closed.reason || 'policy'}).`, 'ended', closed.reason);
       }
-      this.retry(closed?.reason === 'vm_stopped' ? 'The machine stopped.' : 'The connection was lost.');
+      this.retry(RETRY[closed?.reason] ?? 'The connection was lost.');
     });
   }
 
