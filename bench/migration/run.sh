@@ -87,12 +87,13 @@ done
 PASSWORD=$(sed -n 's/.*Admin login:.*password \([^ ]*\).*/\1/p' "$work/run.log")
 token=$(curl -fsS -X POST "$URL/api/auth/login" -H 'content-type: application/json' \
   -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
-api() { curl -fsS -H "authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
+api() { curl -sS --fail-with-body -H "authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
 
 # Limen's guest, booted through the API on the first host.
 image=$(api "$URL/api/images" | grep -o '"id":"[^"]*","name":"tiny-guest"' | cut -d'"' -f4)
-vm=$(api -X POST "$URL/api/vms" -d "{\"name\":\"mig-bench\",\"vcpus\":1,\"memory_mb\":192,\"disk_gb\":1,\"image_id\":\"$image\",\"start\":true}" \
-  | sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+created=$(api -X POST "$URL/api/vms" -d "{\"name\":\"mig-bench\",\"vcpus\":1,\"memory_mb\":192,\"disk_gb\":1,\"image_id\":\"$image\",\"start\":true}") \
+  || { echo "create failed: $created" >&2; exit 1; }
+vm=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' <<<"$created")
 wait_banner "$shared/$vm.serial.log"
 
 # Its twin for virsh: the same domain XML (its own disk overlay and serial log), on the first host too.

@@ -1,6 +1,7 @@
 using Limen.Features.Vms;
 using Limen.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Net.Http.Headers;
 
 namespace Limen.Features.Migration;
 
@@ -24,7 +25,14 @@ public static class MigrationEndpoints
     private static async Task<Results<Ok<VmResponse>, ProblemHttpResult>> Migrate(Guid id, HttpRequest http, MigrationService service, CancellationToken ct)
     {
         MigrateVmRequest? request = null;
-        if (http.ContentLength is not 0 && http.HasJsonContentType())
+        // No body at all (no length, not chunked) is the same as an empty one, whatever its Content-Type says.
+        var hasBody = http.ContentLength > 0 || (http.ContentLength is null && http.Headers.ContainsKey(HeaderNames.TransferEncoding));
+        if (hasBody && !http.HasJsonContentType())
+        {
+            return Problems.Invalid("body", "Send the body as application/json, or none.");
+        }
+
+        if (hasBody)
         {
             try
             {
@@ -34,10 +42,6 @@ public static class MigrationEndpoints
             {
                 return Problems.Invalid("target_host_id", "The body must be {\"target_host_id\": \"<host id>\"} or empty.");
             }
-        }
-        else if (http.ContentLength is > 0)
-        {
-            return Problems.Invalid("body", "Send the body as application/json, or none.");
         }
 
         return (await service.MigrateAsync(id, request?.TargetHostId, ct)).ToResult(TypedResults.Ok);

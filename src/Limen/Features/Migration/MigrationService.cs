@@ -172,6 +172,11 @@ public sealed partial class MigrationService(
             return check.Fits ? (target, null) : (null, new Conflict($"{target.Name} cannot take the VM: {check.Reason}", "target_host_id"));
         }
 
+        if (hosts.All.Count == 1)
+        {
+            return (null, new Conflict("No other host is registered: there is nowhere to move the VM."));
+        }
+
         var placed = await placement.PlaceElsewhereAsync(db, vm, cancellationToken);
         return placed.Host is { } chosen ? (chosen, null) : (null, new Conflict($"No other host can take the VM: {placed.Decision.Reason}"));
     }
