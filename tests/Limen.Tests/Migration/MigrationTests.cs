@@ -1,11 +1,13 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
+using System.Net.WebSockets;
 using System.Text.Json;
 using Limen.Features.Hosts;
 using Limen.Libvirt;
 using Limen.Tests.Events;
 using Limen.Tests.Infrastructure;
+using Limen.Tests.RemoteConsole;
 using Limen.Web;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -41,6 +43,10 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, Xunit.Abstractio
             var tag = Guid.NewGuid().ToString("N")[..8];
             await GuestSerial.RunAsync(hosts.Host2.Uri, id, $"echo {tag} | dd of=/dev/vda bs=512 seek=70000 conv=fsync,sync 2>/dev/null");
             await using var events = await SseClient.ConnectAsync(server.BaseAddress, userToken);
+            // The owner watches the console while the VM moves.
+            var (_, consoleUrl) = await ConsoleKit.TicketAsync(owner, id);
+            using var console = await ConsoleKit.OpenAsync(consoleUrl);
+            Assert.Equal("RFB 003.008\n", System.Text.Encoding.ASCII.GetString(await ConsoleKit.ReadExactAsync(console, 12)));
 
             // A user may not move VMs, not even their own.
             await ProblemAssert.IsProblem(await owner.PostAsJsonAsync($"/api/vms/{id}/actions/migrate", new { target_host_id = host3.Id }), HttpStatusCode.Forbidden, Problems.Forbidden);
@@ -56,6 +62,20 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, Xunit.Abstractio
             Assert.Null(StateOn(hosts.Host2, id));
             Assert.True(File.Exists(host3.DiskPath(id)));
             Assert.False(File.Exists(host2.DiskPath(id)));
+
+            // The console was told (a normal close: the page reconnects) and a new one reaches the VM on host 3.
+            var (closeStatus, closeReason) = await ConsoleKit.ReadCloseAsync(console);
+            Assert.Equal(WebSocketCloseStatus.NormalClosure, closeStatus);
+            Assert.Equal("vm_migrated", closeReason);
+            var (_, againUrl) = await ConsoleKit.TicketAsync(owner, id);
+            using (var again = await ConsoleKit.OpenAsync(againUrl))
+            {
+                // Only host 3 has the domain now (asserted above), so this VNC server is host 3's.
+                Assert.Equal("RFB 003.008\n", System.Text.Encoding.ASCII.GetString(await ConsoleKit.ReadExactAsync(again, 12)));
+            }
+
+            var ended = await Ok(await admin.GetAsync($"/api/console/sessions?active=false&vm_id={id}"));
+            Assert.Contains(ended.GetProperty("items").EnumerateArray(), session => session.GetProperty("end_reason").GetString() == "vm_migrated");
 
             // The same boot: uptime went on counting, the tag written before reads back, no new banner.
             var uptimeAfter = await GuestSerial.UptimeAsync(hosts.Host3.Uri, id);
@@ -222,6 +242,41 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, Xunit.Abstractio
             {
                 await DeleteAsync(admin, id);
             }
+        }
+    }
+
+    [Fact]
+    public async Task A_host_that_goes_away_leaves_its_running_vm_unknown_and_back_it_is_running_the_same_boot()
+    {
+        await using var server = await StartAsync(shared: false);
+        var (host2, _) = Registered(server);
+        var image = await VmTestKit.RegisterTinyGuestAsync(server);
+        using var admin = server.Client(await server.AdminTokenAsync());
+        var vm = await VmTestKit.CreateVmAsync(admin, image, "host-away", start: true);
+        var id = vm.GetProperty("id").GetGuid();
+        try
+        {
+            Assert.Equal(host2.Id, vm.GetProperty("host_id").GetGuid());
+            await WaitForBannerAsync(host2.SerialLogPath(id));
+            var uptime = await GuestSerial.UptimeAsync(hosts.Host2.Uri, id);
+
+            await hosts.Host2.KillAsync();
+            await Eventually.WaitAsync(async () => (await Ok(await admin.GetAsync($"/api/vms/{id}"))).GetProperty("state").GetString() == "unknown",
+                TimeSpan.FromSeconds(45), "the VM to be unknown while its host is away");
+            var away = await Ok(await admin.GetAsync($"/api/vms/{id}"));
+            Assert.False(string.IsNullOrWhiteSpace(away.GetProperty("state_reason").GetString()), "an unknown VM says why");
+            // Never deleted, never recreated elsewhere: host 3 has nothing of it.
+            Assert.Null(StateOn(hosts.Host3, id));
+
+            await hosts.Host2.RestartAsync();
+            await Eventually.WaitAsync(async () => (await Ok(await admin.GetAsync($"/api/vms/{id}"))).GetProperty("state").GetString() == "running",
+                TimeSpan.FromSeconds(45), "the VM to be running again once its host answers");
+            Assert.True(await GuestSerial.UptimeAsync(hosts.Host2.Uri, id) > uptime, "the guest was restarted while its host was away");
+        }
+        finally
+        {
+            await hosts.Host2.RestartAsync();
+            await DeleteAsync(admin, id);
         }
     }
 
