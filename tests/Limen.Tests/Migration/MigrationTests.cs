@@ -74,8 +74,10 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, Xunit.Abstractio
                 Assert.Equal("RFB 003.008\n", System.Text.Encoding.ASCII.GetString(await ConsoleKit.ReadExactAsync(again, 12)));
             }
 
-            var ended = await Ok(await admin.GetAsync($"/api/console/sessions?active=false&vm_id={id}"));
-            Assert.Contains(ended.GetProperty("items").EnumerateArray(), session => session.GetProperty("end_reason").GetString() == "vm_migrated");
+            // The row is closed after the close frame went out.
+            await Eventually.WaitAsync(async () => (await Ok(await admin.GetAsync($"/api/console/sessions?active=false&vm_id={id}")))
+                .GetProperty("items").EnumerateArray().Any(session => session.GetProperty("end_reason").GetString() == "vm_migrated"),
+                TimeSpan.FromSeconds(15), "the migrated session's row to say vm_migrated");
 
             // The same boot: uptime went on counting, the tag written before reads back, no new banner.
             var uptimeAfter = await GuestSerial.UptimeAsync(hosts.Host3.Uri, id);
