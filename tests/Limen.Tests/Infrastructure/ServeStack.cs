@@ -86,7 +86,19 @@ public sealed class ServeStack : IAsyncDisposable
 
     private Dictionary<string, string> ServeEnvironment(int port, string? serverId)
     {
-        var environment = new Dictionary<string, string>(settings)
+        // As LimenTestServer: the test driver's fixed 3 GiB node must not refuse the VMs tests create
+        // (a test's own settings may say otherwise).
+        var environment = new Dictionary<string, string>
+        {
+            ["Limen__Placement__CpuOvercommit"] = "100",
+            ["Limen__Placement__MemoryOvercommit"] = "100",
+        };
+        foreach (var (key, value) in settings)
+        {
+            environment[key] = value;
+        }
+
+        foreach (var (key, value) in new Dictionary<string, string>
         {
             ["LIMEN_STATE_DIR"] = StateDir,
             ["LIMEN_URLS"] = $"http://127.0.0.1:{port}",
@@ -98,7 +110,11 @@ public sealed class ServeStack : IAsyncDisposable
             ["Limen__Hypervisor__ReconcileIntervalSeconds"] = "2",
             ["Limen__Auth__LoginAttemptsPerIpPerMinute"] = "1000",
             ["Limen__Auth__LoginAttemptsPerUserPerMinute"] = "1000",
-        };
+        })
+        {
+            environment[key] = value;
+        }
+
         if (serverId is not null)
         {
             environment["Limen__ServerId"] = serverId;
