@@ -5,6 +5,7 @@
 # Uses the PostgreSQL of ./run.sh (the state directory's database-url); creates and drops
 # limen_bench_* databases on it.
 source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 rounds=${1:-5}
 start_postgres
@@ -24,7 +25,6 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$(now)" -v b="$1" 'BEGIN {printf "%.3f\n", a - b}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 limen() { DATABASE_URL=$1 LIMEN_STATE_DIR=$work/state dotnet "$LIMEN_DLL" "${@:2}"; }
 
 log "Seeding $source_db (1,000 VMs, 100,000 audit rows)"

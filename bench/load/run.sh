@@ -20,6 +20,7 @@
 # PostgreSQL is the one of ./run.sh (LIMEN_STATE_DIR's database-url); the benchmark's database is
 # limen_bench_load_<time>, dropped at the end. wrk (Debian) is installed when missing.
 source "$(dirname "$0")/../../scripts/lib.sh"
+source "$(dirname "$0")/../lib.sh"
 
 rounds=5; seconds=10; soak=600; out=""
 while [ $# -gt 0 ]; do
@@ -67,7 +68,6 @@ trap cleanup EXIT
 
 pg=(env PGPASSWORD="$(cat "$LIMEN_STATE_DIR/postgres-limen-password")" PGHOST=127.0.0.1 PGPORT="$LIMEN_PG_PORT" PGUSER=limen PGDATABASE="$db")
 sql() { "${pg[@]}" "$bin/psql" -v ON_ERROR_STOP=1 -qtA "$@"; }
-median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 # --- The database: migrate, seed, and one test-driver domain per VM row ----------------------
@@ -90,13 +90,6 @@ sql -v uri="$uri" -f "$here/seed.sql" >/dev/null
 } > "$work/node.xml"
 
 # --- The server ------------------------------------------------------------------------------
-free_port() {
-  local port
-  while :; do
-    port=$((20000 + RANDOM % 30000))
-    (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
-  done
-}
 # start_server LOG [KEY=VALUE...]: `limen serve` on a free loopback port; sets url and server_pid.
 start_server() {
   local logfile=$1; shift

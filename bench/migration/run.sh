@@ -15,20 +15,12 @@
 # same downtime. Appends a row to bench/results/migration.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib.sh
 ROUNDS=${1:-5}
 read -r N2 N3 <<<"${MIGRATION_BENCH_HOSTS:-4 5}"
 H2=qemu+tcp://127.0.0.$N2/system
 H3=qemu+tcp://127.0.0.$N3/system
 
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-free_port() {
-  local port listening; listening=$(ss -Htln)
-  while :; do
-    port=$(( 20000 + RANDOM % 40000 ))
-    grep -E "[:.]$port\s" <<<"$listening" >/dev/null || { echo "$port"; return; }
-  done
-}
 # downtime_ms URI DOMAIN: "Total downtime" of the domain's last completed job on that host.
 downtime_ms() { virsh -q -c "$1" domjobinfo --completed "$2" | awk -F: '/Total downtime/ {gsub(/[^0-9]/, "", $2); print $2}'; }
 # wait_banner FILE: the tiny guest's boot banner in its serial log.

@@ -13,19 +13,9 @@
 # bench/results/vm-lifecycle.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source bench/lib.sh
 ROUNDS=${1:-7}
 VIRSH=(virsh -q -c qemu:///system)
-
-now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-# free_port: a loopback port nobody listens on (ss from iproute2; no python needed).
-free_port() {
-  local port listening; listening=$(ss -Htln)
-  while :; do
-    port=$(( 20000 + RANDOM % 40000 ))
-    grep -E "[:.]$port\s" <<<"$listening" >/dev/null || { echo "$port"; return; }
-  done
-}
 
 work=$(mktemp -d /tmp/limen-bench-XXXX); chmod 711 "$work"
 # Every domain this run defines starts with $ours (the fresh server's) or $baseline (virsh's; not
