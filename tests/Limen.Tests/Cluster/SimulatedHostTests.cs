@@ -45,7 +45,9 @@ public sealed class SimulatedHostTests(SimulatedHostsFixture hosts)
             killed = true;
 
             var refused = Assert.Throws<LibvirtException>(() => LibvirtConnection.Open(host.Uri));
-            Assert.Contains("127.0.0.3", refused.Message, StringComparison.Ordinal);
+            // Refused names the address; a kill that raced one of libvirtd's forks leaves the listening
+            // socket with the child for a moment, and the queued connection is reset instead.
+            Assert.Matches(@"127\.0\.0\.3|Connection reset by peer", refused.Message);
             Assert.Throws<LibvirtException>(() => before.GetHostname());
 
             await host.RestartAsync();
