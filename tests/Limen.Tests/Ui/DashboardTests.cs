@@ -30,7 +30,7 @@ public sealed class DashboardTests(UiBrowser browser) : IClassFixture<UiBrowser>
         Assert.Equal("1", await ui.Page.TextContentAsync("[data-count=stopped]"));
         Assert.Equal("2 / 4", await ui.Page.TextContentAsync("#quota-vms-text"));
         Assert.Equal("3 / 16", await ui.Page.TextContentAsync("#quota-vcpus-text"));
-        Assert.Equal("384 / 32768 MB", await ui.Page.TextContentAsync("#quota-memory-text"));
+        Assert.Equal("384 / 32768 MiB", await ui.Page.TextContentAsync("#quota-memory-text"));
         Assert.Equal("2", await ui.Page.GetAttributeAsync("#quota-vms", "value"));
         Assert.Equal("4", await ui.Page.GetAttributeAsync("#quota-vms", "max"));
         Assert.Equal("connected", await ui.Page.TextContentAsync("[data-health=database] .badge"));
