@@ -29,13 +29,12 @@ public static class BackupCommand
             using var signals = new SignalCancellation(cancellationToken);
             try
             {
-                using var host = CommandHost.Build(LimenCli.Common.Overrides(parse, stateDir, databaseUrl));
-                var configuration = host.Services.GetRequiredService<IConfiguration>();
+                var configuration = CommandHost.Configuration(LimenCli.Common.Overrides(parse, stateDir, databaseUrl));
                 var options = BackupOptions.From(configuration);
                 using var domains = new LibvirtDomainXml(configuration);
                 var request = new BackupRequest(DatabaseConnection.Resolve(configuration), parse.GetValue(output) ?? options.BackupDir(configuration),
                     parse.GetValue(keep), configuration, domains.Read, options.PgBinDir);
-                var result = await Steps.OnConsoleAsync(steps => BackupCreator.CreateAsync(request, steps, TimeProvider.System, signals.Token));
+                var result = await Steps.OnConsoleAsync(steps => BackupCreator.CreateAsync(request, LimenCli.WithStartLine(steps), TimeProvider.System, signals.Token));
                 Console.WriteLine($"Backup written: {result.ArchivePath} ({BackupCreator.Size(result.SizeBytes)}, " +
                     $"{result.Manifest.RowCounts.Values.Sum()} rows in {result.Manifest.RowCounts.Count} tables)" +
                     (result.Removed.Count > 0 ? $"; removed {result.Removed.Count} older archive(s)." : "."));

@@ -29,14 +29,13 @@ public static class DrillCommand
             try
             {
                 var overrides = LimenCli.Common.Overrides(parse, stateDir, databaseUrl);
-                using var host = CommandHost.Build(overrides);
-                var configuration = host.Services.GetRequiredService<IConfiguration>();
+                var configuration = CommandHost.Configuration(overrides);
                 var options = BackupOptions.From(configuration);
                 using var domains = new LibvirtDomainXml(configuration);
                 var request = new DrillRequest(DatabaseConnection.Resolve(configuration), parse.GetValue(archive),
                     parse.GetValue(output) ?? options.BackupDir(configuration), parse.GetValue(reportDir) ?? options.ReportDir(configuration),
                     configuration, domains.Read, options, overrides);
-                result = await Steps.OnConsoleAsync(steps => DrillRunner.RunAsync(request, steps, TimeProvider.System, signals.Token));
+                result = await Steps.OnConsoleAsync(steps => DrillRunner.RunAsync(request, LimenCli.WithStartLine(steps), TimeProvider.System, signals.Token));
             }
             catch (Exception e)
             {

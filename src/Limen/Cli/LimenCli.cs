@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Limen.Features.Backup;
+using Limen.Hosting;
 
 namespace Limen.Cli;
 
@@ -27,6 +29,16 @@ public static class LimenCli
 
     /// <summary>Restore declined to touch its target (not empty without --yes, `limen serve` connected).</summary>
     public const int ExitRefused = 3;
+
+    /// <summary>
+    /// Backup, restore and drill open their step timings with the fixed cost paid before the first
+    /// step (runtime start, command line, configuration), so start-up shows next to the work.
+    /// </summary>
+    public static Steps WithStartLine(Steps steps)
+    {
+        steps.Note($"ok   Start: process, runtime and configuration ({CommandHost.SinceProcessStart().TotalSeconds:0.00} s)");
+        return steps;
+    }
 
     /// <summary>Options shared by the commands that read Limen's configuration.</summary>
     public static class Common

@@ -42,8 +42,7 @@ public static class RestoreCommand
                     overrides["Limen:StateDir"] = dir;
                 }
 
-                using var host = CommandHost.Build(overrides);
-                var configuration = host.Services.GetRequiredService<IConfiguration>();
+                var configuration = CommandHost.Configuration(overrides);
                 var options = BackupOptions.From(configuration);
                 var target = parse.GetValue(database) is { } url ? DatabaseConnection.FromUrl(url) : DatabaseConnection.Resolve(configuration);
 
@@ -53,7 +52,7 @@ public static class RestoreCommand
                 ExtractedArchive verified;
                 try
                 {
-                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, steps, signals.Token));
+                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, LimenCli.WithStartLine(steps), signals.Token));
                 }
                 catch
                 {
