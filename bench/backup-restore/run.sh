@@ -53,13 +53,12 @@ sections=()
 summary=()
 for size in $sizes; do
   case $size in
-    small) vms=1000; audit_rows=100000; goal=1.3 ;;
-    large) vms=10000; audit_rows=1000000; goal=1.1 ;;
+    small) vms=1000; audit_rows=100000; goal=1.3; described="50 users, 1,000 VMs, 100,000 audit rows" ;;
+    large) vms=10000; audit_rows=1000000; goal=1.1; described="50 users, 10,000 VMs, 1,000,000 audit rows" ;;
     *) echo "unknown size '$size' (small or large)" >&2; exit 2 ;;
   esac
   size_started=$(now)
   source_db=limen_bench_${tag}_${size}_src; created+=("$source_db")
-  described="50 users, $(printf "%'d" "$vms") VMs, $(printf "%'d" "$audit_rows") audit rows"
   log "Seeding $source_db ($described)"
   psql_limen -c "CREATE DATABASE $source_db" >/dev/null
   limen "$server/$source_db" migrate >/dev/null
