@@ -1,4 +1,5 @@
--- 50 users, 1 host, 1 image, 1,000 VMs, 100,000 audit rows: the benchmark's database.
+-- 50 users, 1 host, 1 image, :vms VMs, :audit_rows audit rows: the benchmark's database
+-- (psql -v vms=1000 -v audit_rows=100000 for the small one, 10x both for the large one).
 -- Runs after `limen migrate`; values look like what the API writes.
 INSERT INTO users (id, username, password_hash, role, disabled, created_at, updated_at)
 SELECT gen_random_uuid(), 'user' || i, 'AQAAAAIAAYagAAAAE' || md5(i::text) || md5((i * 7)::text), CASE WHEN i = 1 THEN 'admin' ELSE 'user' END, false, now(), now()
@@ -15,7 +16,7 @@ SELECT gen_random_uuid(), 'vm-' || i, u.id, (SELECT id FROM hosts), (SELECT id F
        CASE WHEN i % 3 = 0 THEN 'running' ELSE 'stopped' END,
        '52:54:00:' || lpad(to_hex((i >> 16) & 255), 2, '0') || ':' || lpad(to_hex((i >> 8) & 255), 2, '0') || ':' || lpad(to_hex(i & 255), 2, '0'),
        now() - i * interval '1 minute', now()
-FROM generate_series(1, 1000) AS i
+FROM generate_series(1, :vms) AS i
 JOIN LATERAL (SELECT id FROM users ORDER BY username OFFSET (i % 50) LIMIT 1) AS u ON true;
 
 INSERT INTO audit_logs (time, request_id, user_id, username, action, target_type, target_id, result, error_code, client_ip, user_agent, details)
@@ -23,8 +24,8 @@ SELECT now() - i * interval '1 second', md5(i::text), u.id, u.username,
        (ARRAY['auth.login', 'vm.create', 'vm.start', 'vm.stop', 'vm.delete', 'user.update'])[1 + i % 6], 'vm', gen_random_uuid()::text,
        CASE WHEN i % 10 = 0 THEN 'failure' ELSE 'success' END, CASE WHEN i % 10 = 0 THEN 'validation' END,
        '10.0.' || (i % 250) || '.' || (i % 200), 'Mozilla/5.0 (X11; Linux x86_64) limen-bench',
-       jsonb_build_object('name', 'vm-' || (i % 1000), 'vcpus', 1 + i % 4, 'memory_mb', 512 * (1 + i % 8))
-FROM generate_series(1, 100000) AS i
+       jsonb_build_object('name', 'vm-' || (i % :vms), 'vcpus', 1 + i % 4, 'memory_mb', 512 * (1 + i % 8))
+FROM generate_series(1, :audit_rows) AS i
 JOIN LATERAL (SELECT id, username FROM users ORDER BY username OFFSET (i % 50) LIMIT 1) AS u ON true;
 
 ANALYZE;

@@ -23,6 +23,17 @@ public sealed class ArchiveVerificationTests(ArchiveFixture fixture) : IClassFix
         Assert.Contains(archive.Manifest.Files, f => f.Path == $"domains/{fixture.Seed.RunningVm}.xml");
     }
 
+    [Fact]
+    public async Task An_archive_compressed_by_a_single_gzip_stream_as_earlier_versions_wrote_it_still_verifies()
+    {
+        // Repack compresses with .NET's GZipStream on one thread, as Limen did before the parallel gzip.
+        var earlier = BackupTestKit.Repack(fixture.Archive, _ => { });
+        Assert.NotEqual(await File.ReadAllBytesAsync(fixture.Archive), await File.ReadAllBytesAsync(earlier));
+
+        using var archive = await VerifyAsync(earlier);
+        Assert.Equal(fixture.Backup.Manifest.Files, archive.Manifest.Files);
+    }
+
     [Theory]
     [MemberData(nameof(Files))]
     public async Task A_byte_flipped_in_any_file_is_refused(string file)

@@ -79,7 +79,7 @@ public sealed class DrillCommandTests
         File.Delete(Path.Combine(dir, "manifest.json.sha256"));
         File.WriteAllText(Path.Combine(dir, "database.dump"), "garbage");
         var bad = Path.Combine(BackupTestKit.TempDir(), BackupArchive.FileName(manifest.CreatedAt));
-        await BackupArchive.WriteAsync(dir, manifest with { Files = await BackupArchive.DescribeAsync(dir, CancellationToken.None) }, bad, _ => { }, CancellationToken.None);
+        await BackupArchive.WriteAsync(dir, manifest.CreatedAt, files => manifest with { Files = files }, bad, _ => { }, CancellationToken.None);
         var reports = BackupTestKit.TempDir();
 
         var (exitCode, output) = await LimenProcess.RunAsync(BackupTestKit.Environment(server.Database.ConnectionString, server.StateDir),

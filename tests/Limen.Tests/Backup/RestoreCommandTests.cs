@@ -153,9 +153,8 @@ public sealed class RestoreCommandTests(ArchiveFixture fixture) : IClassFixture<
         File.Delete(Path.Combine(dir, "manifest.json"));
         File.Delete(Path.Combine(dir, "manifest.json.sha256"));
         change(dir);
-        var files = await BackupArchive.DescribeAsync(dir, CancellationToken.None);
         var output = Path.Combine(BackupTestKit.TempDir(), BackupArchive.FileName(manifest.CreatedAt));
-        await BackupArchive.WriteAsync(dir, manifest with { Files = files }, output, _ => { }, CancellationToken.None);
+        await BackupArchive.WriteAsync(dir, manifest.CreatedAt, files => manifest with { Files = files }, output, _ => { }, CancellationToken.None);
         return output;
     }
 
