@@ -10,17 +10,6 @@ namespace Limen.Tests.Backup;
 /// <summary>The archive's gzip, compressed in chunks on several threads, is one ordinary gzip stream that every reader takes.</summary>
 public sealed class ParallelGzipTests
 {
-    [Fact]
-    public void Crc32_is_the_gzip_crc_and_combines_like_zlib()
-    {
-        Assert.Equal(0xCBF43926u, Crc32.Compute("123456789"u8));
-        var data = RandomNumberGenerator.GetBytes(100_003);
-        foreach (var split in new[] { 0, 1, 7, 8, 50_000, 100_003 })
-        {
-            Assert.Equal(Crc32.Compute(data), Crc32.Combine(Crc32.Compute(data.AsSpan(0, split)), Crc32.Compute(data.AsSpan(split)), data.Length - split));
-        }
-    }
-
     [Theory]
     [InlineData(0)]                                      // nothing: a valid empty gzip stream
     [InlineData(1000)]                                   // less than one chunk

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using System.IO.Hashing;
 
 namespace Limen.Features.Backup;
 
@@ -7,7 +8,8 @@ namespace Limen.Features.Backup;
 /// A write-only stream that writes one ordinary gzip member (RFC 1952) to <c>output</c>, its
 /// deflate data compressed in independent chunks on several threads, as pigz does: every chunk but
 /// the last ends with a sync flush (byte-aligned, no final-block bit), so the chunks concatenate
-/// into one valid deflate stream, and the CRC-32 of the chunks is combined for the trailer. Every
+/// into one valid deflate stream. The CRC-32 for the trailer is taken in order on the writing thread
+/// (vectorized, many GB/s: it costs nothing beside deflate). Every
 /// gzip reader (gzip, tar xzf, .NET's GZipStream, older Limen) reads it as a single stream; only the
 /// 32 KiB back-reference window does not reach across a chunk boundary (about 0.1 % larger output).
 /// </summary>
@@ -27,7 +29,7 @@ public sealed class ParallelGzipStream : Stream
     private readonly Queue<Task<Compressed>> inFlight = new();
     private byte[] chunk = new byte[ChunkSize];
     private int filled;
-    private uint crc;
+    private readonly Crc32 crc = new();
     private long length;
     private long accepted;
     private bool headerWritten;
@@ -107,7 +109,7 @@ public sealed class ParallelGzipStream : Stream
             }
 
             var trailer = new byte[8];
-            BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc);
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.GetCurrentHashAsUInt32());
             BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(4), unchecked((uint)length));
             await Guard(output.WriteAsync(trailer, cancellationToken));
         }
@@ -157,6 +159,7 @@ public sealed class ParallelGzipStream : Stream
 
         var data = chunk;
         var count = filled;
+        crc.Append(data.AsSpan(0, count));
         inFlight.Enqueue(Task.Run(() => Compress(data, count, last), cancellationToken));
         chunk = new byte[ChunkSize];
         filled = 0;
@@ -171,7 +174,6 @@ public sealed class ParallelGzipStream : Stream
     {
         var done = await Guard(inFlight.Dequeue());
         await Guard(output.WriteAsync(done.Deflated, cancellationToken));
-        crc = Crc32.Combine(crc, done.Crc, done.Length);
         length += done.Length;
     }
 
@@ -221,8 +223,8 @@ public sealed class ParallelGzipStream : Stream
             deflated = compressed.Length > 0 ? compressed.GetBuffer().AsMemory(0, (int)compressed.Length) : EmptyFinalBlock;
         }
 
-        return new Compressed(deflated, Crc32.Compute(data.AsSpan(0, count)), count);
+        return new Compressed(deflated, count);
     }
 
-    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, uint Crc, long Length);
+    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, long Length);
 }
