@@ -234,7 +234,7 @@ internal sealed class LimenUnderTest : IAsyncDisposable
             name = "bench", vcpus = 1, memory_mb = 128, disk_gb = 1, image_id = image.GetProperty("id").GetGuid(), start = false,
         }));
         var vmId = vm.GetProperty("id").GetGuid();
-        app.Services.GetRequiredService<Hypervisor>().Run(c =>
+        app.Services.GetRequiredService<HostRegistry>().Local.Hypervisor.Run(c =>
         {
             XDocument xml;
             using (var domain = c.LookupDomainByUuid(vmId)!)
