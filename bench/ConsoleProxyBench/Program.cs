@@ -2,9 +2,12 @@
 // relay) against websockify (Debian's), both relaying the same loopback TCP server, in one run and
 // interleaved run by run so machine drift hits both alike. Measures server-to-browser throughput
 // (the direction framebuffer updates take) and the round-trip latency each proxy adds to a direct
-// TCP round trip. Prints medians and ratios and writes them as Markdown.
+// TCP round trip, and the same with several sessions at once; also the CPU time each proxy process
+// spends per GiB and per round trip. Prints medians and ratios and writes them as Markdown.
 //
-//   bench/console-proxy [--megabytes 256] [--runs 7] [--pings 2000] [--out bench/results/console-proxy.md]
+//   bench/console-proxy [--megabytes 256] [--runs 7] [--pings 2000] [--sessions 4] [--baseline DIR] [--out bench/results/console-proxy.md]
+//
+// --baseline DIR: also an earlier build of this bench (its bin/Release/net10.0), as "limen-before".
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
@@ -41,46 +44,90 @@ var payload = options.Megabytes * 1024L * 1024;
 var loadBefore = File.ReadAllText("/proc/loadavg").Split(' ')[0];
 
 await using var target = new TargetServer();
-await using var limen = await LimenProcess.StartAsync(target.Port);
+await using var limen = await LimenProcess.StartAsync(typeof(LimenProcess).Assembly.Location, target.Port);
+await using var baseline = options.Baseline is { } dir ? await LimenProcess.StartAsync(Path.Combine(dir, "ConsoleProxyBench.dll"), target.Port) : null;
 await using var websockify = await Websockify.StartAsync(target.Port);
 
-Console.WriteLine($"target 127.0.0.1:{target.Port}; limen {limen.Describe}; websockify {websockify.Url}");
-Func<Task<WebSocket>>[] proxies = [limen.OpenAsync, websockify.OpenAsync];
-string[] names = ["limen", "websockify"];
-
-// Warm-up: JIT, connection pools, websockify's first fork.
-foreach (var open in proxies)
+Console.WriteLine($"target 127.0.0.1:{target.Port}; limen {limen.Describe}; {(baseline is null ? "" : $"limen-before {baseline.Describe}; ")}websockify {websockify.Url}");
+var proxies = new List<Proxy> { new("limen", limen.OpenAsync, limen.Pid, Jits: true) };
+if (baseline is not null)
 {
-    await Measure.ThroughputAsync(open, 16L * 1024 * 1024);
-    await Measure.RoundTripsAsync(open, 200);
+    proxies.Add(new("limen-before", baseline.OpenAsync, baseline.Pid, Jits: true));
 }
 
-var throughput = names.ToDictionary(n => n, _ => new List<double>());
-for (var run = 0; run < options.Runs; run++)
+proxies.Add(new("websockify", websockify.OpenAsync, websockify.Pid, Jits: false));
+
+// Warm-up: JIT, connection pools, websockify's first fork; then let each Limen's background JIT
+// finish what start-up and the warm-up gave it. A server relays consoles long after its start;
+// measured during its tier-1 recompilation it would be measured against its own start-up.
+foreach (var proxy in proxies)
 {
-    for (var p = 0; p < proxies.Length; p++)
+    for (var i = 0; i < 3; i++)
     {
-        var mbps = await Measure.ThroughputAsync(proxies[p], payload);
-        throughput[names[p]].Add(mbps);
-        Console.WriteLine($"run {run + 1}: {names[p],-10} {mbps,8:F1} MiB/s");
+        await Measure.ThroughputAsync(proxy.Open, 32L * 1024 * 1024);
+        await Measure.RoundTripsAsync(proxy.Open, 500);
+        await Measure.ConcurrentAsync(proxy.Open, options.Sessions, 32L * 1024 * 1024);
     }
 }
 
-var direct = await Measure.DirectRoundTripsAsync(target.Port, options.Pings);
-var latency = new Dictionary<string, List<double>>();
-for (var p = 0; p < proxies.Length; p++)
+foreach (var proxy in proxies.Where(p => p.Jits))
 {
-    latency[names[p]] = await Measure.RoundTripsAsync(proxies[p], options.Pings);
+    var waited = await JitQuiet.WaitAsync(proxy.Pid, TimeSpan.FromSeconds(120));
+    Console.WriteLine($"{proxy.Name}: background JIT quiet after {waited.TotalSeconds:F1} s");
 }
 
-var report = Report.Build(options, throughput, direct, latency, $"{loadBefore} → {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
+var results = proxies.ToDictionary(p => p.Name, _ => new ProxyResult());
+var direct = new List<double>();
+for (var run = 0; run < options.Runs; run++)
+{
+    // Every run in another order, so neither proxy always goes first after the direct baseline.
+    var order = Enumerable.Range(0, proxies.Count).Select(i => proxies[(i + run) % proxies.Count]).ToList();
+    direct.Add(Measure.Median(await Measure.DirectRoundTripsAsync(target.Port, options.Pings)));
+    foreach (var proxy in order)
+    {
+        var result = results[proxy.Name];
+        var cpu = new CpuMeter(proxy.Pid);
+        result.Throughput.Add(await Measure.ThroughputAsync(proxy.Open, payload, cpu));
+        result.CpuPerGib.Add(cpu.Seconds * 1024 / options.Megabytes);
+        cpu = new CpuMeter(proxy.Pid);
+        var rtts = await Measure.RoundTripsAsync(proxy.Open, options.Pings, cpu);
+        result.CpuPerRoundTrip.Add(cpu.Seconds * 1e6 / options.Pings);
+        result.RoundTrip.Add(Measure.Median(rtts));
+        result.AllRoundTrips.AddRange(rtts);
+        result.Added.Add(Measure.Median(rtts) - direct[^1]);
+        var (aggregate, loaded) = await Measure.ConcurrentAsync(proxy.Open, options.Sessions, payload);
+        result.Concurrent.Add(aggregate);
+        result.LoadedRoundTrip.Add(Measure.Median(loaded));
+        Console.WriteLine($"run {run + 1}: {proxy.Name,-12} {result.Throughput[^1],7:F1} MiB/s ({result.CpuPerGib[^1]:F2} CPU s/GiB), RTT {result.RoundTrip[^1],6:F1} µs (direct {direct[^1]:F1}; {result.CpuPerRoundTrip[^1]:F0} CPU µs each), "
+            + $"{options.Sessions} sessions {aggregate,7:F1} MiB/s, RTT under load {result.LoadedRoundTrip[^1],7:F1} µs ({loaded.Count} pings)");
+    }
+}
+
+var report = Report.Build(options, results, direct, $"{loadBefore} → {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
 Console.WriteLine();
 Console.WriteLine(report);
 Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(options.Out))!);
 await File.WriteAllTextAsync(options.Out, report);
 Console.WriteLine($"written to {options.Out}");
 
-internal sealed record Options(int Megabytes, int Runs, int Pings, string Out)
+/// <param name="Pid">The proxy's process (websockify's forks a child per connection, counted with it).</param>
+/// <param name="Jits">A .NET process, whose background JIT the measurement waits out.</param>
+internal sealed record Proxy(string Name, Func<Task<WebSocket>> Open, int Pid, bool Jits);
+
+/// <summary>One proxy's figures, one entry per run (round-trip times: each run's median).</summary>
+internal sealed class ProxyResult
+{
+    public List<double> Throughput { get; } = [];
+    public List<double> CpuPerGib { get; } = [];
+    public List<double> CpuPerRoundTrip { get; } = [];
+    public List<double> RoundTrip { get; } = [];
+    public List<double> AllRoundTrips { get; } = [];
+    public List<double> Added { get; } = [];
+    public List<double> Concurrent { get; } = [];
+    public List<double> LoadedRoundTrip { get; } = [];
+}
+
+internal sealed record Options(int Megabytes, int Runs, int Pings, int Sessions, string? Baseline, string Out)
 {
     public static Options Parse(string[] args)
     {
@@ -91,8 +138,113 @@ internal sealed record Options(int Megabytes, int Runs, int Pings, string Out)
         }
 
         int Int(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        return new Options(Int("megabytes", 256), Int("runs", 7), Int("pings", 2000),
+        return new Options(Int("megabytes", 256), Int("runs", 7), Int("pings", 2000), Int("sessions", 4), values.GetValueOrDefault("baseline"),
             values.GetValueOrDefault("out", Path.Combine("bench", "results", "console-proxy.md")));
+    }
+}
+
+/// <summary>
+/// CPU time a process and its children used (the proxy's cost, which on a busy machine tells more
+/// than its wall-clock throughput): utime + stime + the reaped children's, plus the live children's.
+/// </summary>
+internal static class ProcessCpu
+{
+    // Ticks of /proc/…/stat (USER_HZ, 100 on Linux).
+    public static double Seconds(int pid)
+    {
+        long ticks = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var candidate))
+            {
+                continue;
+            }
+
+            try
+            {
+                var fields = Fields(File.ReadAllText(Path.Combine(dir, "stat")));
+                var parent = int.Parse(fields[1], CultureInfo.InvariantCulture);
+                if (candidate == pid || parent == pid)
+                {
+                    ticks += long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                }
+
+                if (candidate == pid)
+                {
+                    ticks += long.Parse(fields[13], CultureInfo.InvariantCulture) + long.Parse(fields[14], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // The process exited between listing and reading.
+            }
+        }
+
+        return ticks / 100.0;
+    }
+
+    /// <summary>/proc/…/stat's fields after the command name (which may hold spaces): state, ppid, …</summary>
+    public static string[] Fields(string stat) => stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+}
+
+/// <summary>The proxy process's CPU time between Start and Stop: the relaying alone, not the session's set-up.</summary>
+internal sealed class CpuMeter(int pid)
+{
+    private double started;
+
+    public double Seconds { get; private set; }
+
+    public void Start() => started = ProcessCpu.Seconds(pid);
+
+    public void Stop() => Seconds = ProcessCpu.Seconds(pid) - started;
+}
+
+/// <summary>
+/// Waits until a process's tiered-compilation thread has used no CPU for two seconds in a row (or
+/// has exited, which it does when idle), reading its CPU time from /proc.
+/// </summary>
+internal static class JitQuiet
+{
+    public static async Task<TimeSpan> WaitAsync(int pid, TimeSpan atMost)
+    {
+        var clock = Stopwatch.StartNew();
+        var previous = JitTicks(pid);
+        var quietFor = 0;
+        while (quietFor < 4 && clock.Elapsed < atMost)
+        {
+            await Task.Delay(500);
+            var now = JitTicks(pid);
+            var busy = now.Any(t => !previous.TryGetValue(t.Key, out var before) || t.Value > before);
+            quietFor = busy ? 0 : quietFor + 1;
+            previous = now;
+        }
+
+        return clock.Elapsed;
+    }
+
+    /// <summary>utime + stime (clock ticks) of each of the process's threads named ".NET Tiered Com…".</summary>
+    private static Dictionary<string, long> JitTicks(int pid)
+    {
+        var ticks = new Dictionary<string, long>();
+        foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+        {
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(task, "stat"));
+                var name = stat[(stat.IndexOf('(', StringComparison.Ordinal) + 1)..stat.LastIndexOf(')')];
+                if (name.StartsWith(".NET Tiered", StringComparison.Ordinal))
+                {
+                    var fields = ProcessCpu.Fields(stat);
+                    ticks[task] = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // The thread exited between listing and reading.
+            }
+        }
+
+        return ticks;
     }
 }
 
@@ -234,7 +386,7 @@ internal sealed class LimenUnderTest : IAsyncDisposable
             name = "bench", vcpus = 1, memory_mb = 128, disk_gb = 1, image_id = image.GetProperty("id").GetGuid(), start = false,
         }));
         var vmId = vm.GetProperty("id").GetGuid();
-        app.Services.GetRequiredService<Hypervisor>().Run(c =>
+        app.Services.GetRequiredService<HostRegistry>().Local.Hypervisor.Run(c =>
         {
             XDocument xml;
             using (var domain = c.LookupDomainByUuid(vmId)!)
@@ -291,7 +443,10 @@ internal sealed class LimenUnderTest : IAsyncDisposable
     }
 }
 
-/// <summary>The bench binary again, as `--serve-limen`: Limen in a process of its own.</summary>
+/// <summary>
+/// A bench binary as `--serve-limen`: Limen in a process of its own. Usually this one; with
+/// --baseline also an earlier build's, to measure before and after in the same run.
+/// </summary>
 internal sealed class LimenProcess : IAsyncDisposable
 {
     private readonly Process process;
@@ -307,9 +462,11 @@ internal sealed class LimenProcess : IAsyncDisposable
 
     public string Describe => $"{api.BaseAddress}vnc/{vmId} (pid {process.Id})";
 
-    public static async Task<LimenProcess> StartAsync(int vncPort)
+    public int Pid => process.Id;
+
+    public static async Task<LimenProcess> StartAsync(string benchDll, int vncPort)
     {
-        var start = new ProcessStartInfo(Environment.ProcessPath!, [typeof(LimenProcess).Assembly.Location, "--serve-limen", vncPort.ToString(CultureInfo.InvariantCulture)])
+        var start = new ProcessStartInfo(Environment.ProcessPath!, [benchDll, "--serve-limen", vncPort.ToString(CultureInfo.InvariantCulture)])
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
@@ -360,6 +517,8 @@ internal sealed class Websockify : IAsyncDisposable
     }
 
     public Uri Url { get; }
+
+    public int Pid => process.Id;
 
     public static async Task<Websockify> StartAsync(int targetPort)
     {
@@ -419,44 +578,64 @@ internal static class Measure
     private const int PingBytes = 16;
 
     /// <summary>MiB/s of <paramref name="bytes"/> flowing from the target through the proxy to the client.</summary>
-    public static async Task<double> ThroughputAsync(Func<Task<WebSocket>> open, long bytes)
+    public static async Task<double> ThroughputAsync(Func<Task<WebSocket>> open, long bytes, CpuMeter? cpu = null)
     {
         using var socket = await open();
-        var request = new byte[9];
-        request[0] = (byte)'F';
-        BinaryPrimitives.WriteInt64BigEndian(request.AsSpan(1), bytes);
-        var buffer = new byte[64 * 1024];
+        cpu?.Start();
         var clock = Stopwatch.StartNew();
-        await socket.SendAsync(request, WebSocketMessageType.Binary, true, CancellationToken.None);
-        for (long received = 0; received < bytes;)
-        {
-            received += (await socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None)).Count;
-        }
-
+        await FloodAsync(socket, bytes);
         var seconds = clock.Elapsed.TotalSeconds;
+        cpu?.Stop();
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
         return bytes / 1024.0 / 1024.0 / seconds;
     }
 
+    /// <summary>
+    /// <paramref name="sessions"/> sessions at once, each relaying its share of <paramref name="bytes"/>:
+    /// their aggregate MiB/s, and the round-trip times of small messages on one more session meanwhile.
+    /// </summary>
+    public static async Task<(double MibPerSecond, List<double> RoundTrips)> ConcurrentAsync(Func<Task<WebSocket>> open, int sessions, long bytes)
+    {
+        var floods = new List<WebSocket>();
+        for (var i = 0; i < sessions; i++)
+        {
+            floods.Add(await open());
+        }
+
+        using var echo = await open();
+        await echo.SendAsync(new[] { (byte)'E' }, WebSocketMessageType.Binary, true, CancellationToken.None);
+        var clock = Stopwatch.StartNew();
+        var flowing = Task.WhenAll(floods.Select(f => FloodAsync(f, bytes / sessions)));
+        var times = new List<double>();
+        while (!flowing.IsCompleted)
+        {
+            times.Add(await RoundTripAsync(echo));
+        }
+
+        await flowing;
+        var seconds = clock.Elapsed.TotalSeconds;
+        foreach (var socket in floods.Append(echo))
+        {
+            await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
+            socket.Dispose();
+        }
+
+        return (bytes / sessions * sessions / 1024.0 / 1024.0 / seconds, times);
+    }
+
     /// <summary>Round-trip times in microseconds of small messages echoed through the proxy.</summary>
-    public static async Task<List<double>> RoundTripsAsync(Func<Task<WebSocket>> open, int count)
+    public static async Task<List<double>> RoundTripsAsync(Func<Task<WebSocket>> open, int count, CpuMeter? cpu = null)
     {
         using var socket = await open();
         await socket.SendAsync(new[] { (byte)'E' }, WebSocketMessageType.Binary, true, CancellationToken.None);
-        var ping = new byte[PingBytes];
-        var buffer = new byte[PingBytes];
         var times = new List<double>(count);
+        cpu?.Start();
         for (var i = 0; i < count; i++)
         {
-            var clock = Stopwatch.StartNew();
-            await socket.SendAsync(ping, WebSocketMessageType.Binary, true, CancellationToken.None);
-            for (var got = 0; got < PingBytes;)
-            {
-                got += (await socket.ReceiveAsync(buffer.AsMemory(got), CancellationToken.None)).Count;
-            }
-
-            times.Add(clock.Elapsed.TotalMicroseconds);
+            times.Add(await RoundTripAsync(socket));
         }
+
+        cpu?.Stop();
 
         await socket.CloseAsync(WebSocketCloseStatus.NormalClosure, null, CancellationToken.None);
         return times;
@@ -481,42 +660,84 @@ internal static class Measure
 
         return times;
     }
+
+    public static double Median(List<double> values) => Percentile(values, 0.5);
+
+    public static double Percentile(List<double> values, double p)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[Math.Min(sorted.Count - 1, (int)Math.Floor(p * sorted.Count))];
+    }
+
+    /// <summary>Asks the target for <paramref name="bytes"/> and reads them all.</summary>
+    private static async Task FloodAsync(WebSocket socket, long bytes)
+    {
+        var request = new byte[9];
+        request[0] = (byte)'F';
+        BinaryPrimitives.WriteInt64BigEndian(request.AsSpan(1), bytes);
+        var buffer = new byte[64 * 1024];
+        await socket.SendAsync(request, WebSocketMessageType.Binary, true, CancellationToken.None);
+        for (long received = 0; received < bytes;)
+        {
+            received += (await socket.ReceiveAsync(buffer.AsMemory(), CancellationToken.None)).Count;
+        }
+    }
+
+    private static async Task<double> RoundTripAsync(WebSocket socket)
+    {
+        var ping = new byte[PingBytes];
+        var clock = Stopwatch.StartNew();
+        await socket.SendAsync(ping, WebSocketMessageType.Binary, true, CancellationToken.None);
+        for (var got = 0; got < PingBytes;)
+        {
+            got += (await socket.ReceiveAsync(ping.AsMemory(got), CancellationToken.None)).Count;
+        }
+
+        return clock.Elapsed.TotalMicroseconds;
+    }
 }
 
 internal static class Report
 {
-    public static string Build(Options options, Dictionary<string, List<double>> throughput, List<double> direct, Dictionary<string, List<double>> latency, string load)
+    public static string Build(Options options, Dictionary<string, ProxyResult> results, List<double> direct, string load)
     {
         var i = CultureInfo.InvariantCulture;
-        var directMedian = Median(direct);
-        var added = latency.ToDictionary(l => l.Key, l => Median(l.Value) - directMedian);
         var text = new StringBuilder();
+        string Runs(List<double> values) => string.Join(", ", values.Select(v => v.ToString("F0", i)));
         text.AppendLine(i, $"# Console proxy benchmark");
         text.AppendLine();
         text.AppendLine(i, $"Run {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm} UTC on {Environment.ProcessorCount} cores ({System.Runtime.InteropServices.RuntimeInformation.OSDescription}), .NET {Environment.Version}; 1-minute load average {load}.");
-        text.AppendLine(i, $"Both proxies relay the same loopback TCP server in the same run, interleaved run by run, each in its own process (Limen as `limen serve` builds it, Server GC; Debian's websockify 0.10); the client and the target server share the bench process. Reproduce: `bench/console-proxy`.");
-        text.AppendLine(i, $"Throughput: {options.Megabytes} MiB from the server to a WebSocket client, {options.Runs} runs each (median). Latency: {options.Pings} round trips of {16}-byte messages each; \"added\" is the median minus the median of the same round trip over direct TCP ({directMedian.ToString("F1", i)} µs).");
+        text.AppendLine(i, $"The proxies relay the same loopback TCP server in the same run, in a rotating order run by run, each in its own process (Limen as `limen serve` builds it, Server GC, measured once its background JIT is quiet; Debian's websockify 0.10); the client and the target server share the bench process. Reproduce: `bench/console-proxy --runs {options.Runs}{(options.Baseline is null ? "" : " --baseline DIR")}`.");
+        text.AppendLine(i, $"Per run: {options.Megabytes} MiB from the server to one WebSocket client; {options.Pings} round trips of 16-byte messages (\"added\" = that run's median minus the median of the same round trip over direct TCP just before, median {Measure.Median(direct).ToString("F1", i)} µs); {options.Sessions} sessions at once relaying {options.Megabytes} MiB between them (aggregate), while one more session measures round trips. Every figure is the median over {options.Runs} runs.");
         text.AppendLine();
-        text.AppendLine("| proxy | throughput MiB/s (median) | RTT median µs | RTT p99 µs | added latency µs (median) |");
-        text.AppendLine("|---|---:|---:|---:|---:|");
-        foreach (var name in throughput.Keys)
+        text.AppendLine(i, $"| proxy | throughput MiB/s | CPU s per GiB | RTT µs | RTT p99 µs | added latency µs | CPU µs per round trip | {options.Sessions} sessions MiB/s | RTT under load µs |");
+        text.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (name, r) in results)
         {
-            text.AppendLine(i, $"| {name} | {Median(throughput[name]):F1} | {Median(latency[name]):F1} | {Percentile(latency[name], 0.99):F1} | {added[name]:F1} |");
+            text.AppendLine(i, $"| {name} | {Measure.Median(r.Throughput):F1} | {Measure.Median(r.CpuPerGib):F2} | {Measure.Median(r.RoundTrip):F1} | {Measure.Percentile(r.AllRoundTrips, 0.99):F1} | {Measure.Median(r.Added):F1} | {Measure.Median(r.CpuPerRoundTrip):F1} | {Measure.Median(r.Concurrent):F1} | {Measure.Median(r.LoadedRoundTrip):F1} |");
         }
 
         text.AppendLine();
-        text.AppendLine(i, $"Throughput per run, MiB/s — limen: {string.Join(", ", throughput["limen"].Select(v => v.ToString("F0", i)))}; websockify: {string.Join(", ", throughput["websockify"].Select(v => v.ToString("F0", i)))}.");
+        foreach (var (name, r) in results)
+        {
+            text.AppendLine(i, $"- {name} per run: throughput {Runs(r.Throughput)} MiB/s; CPU per GiB {string.Join(", ", r.CpuPerGib.Select(v => v.ToString("F2", i)))} s; added latency {Runs(r.Added)} µs; {options.Sessions} sessions {Runs(r.Concurrent)} MiB/s.");
+        }
+
+        var w = results["websockify"];
         text.AppendLine();
-        text.AppendLine(i, $"limen / websockify: throughput ×{Median(throughput["limen"]) / Median(throughput["websockify"]):F2}, added latency ×{added["limen"] / added["websockify"]:F2} (lower is better).");
-        text.AppendLine(i, $"Targets (issue 5): throughput ≥ websockify's — {(Median(throughput["limen"]) >= Median(throughput["websockify"]) ? "met" : "NOT met")}; median added latency ≤ websockify's — {(added["limen"] <= added["websockify"] ? "met" : "NOT met")}.");
+        foreach (var (name, r) in results.Where(r => r.Key != "websockify"))
+        {
+            var throughput = Measure.Median(r.Throughput) / Measure.Median(w.Throughput);
+            var added = Measure.Median(r.Added) / Measure.Median(w.Added);
+            var concurrent = Measure.Median(r.Concurrent) / Measure.Median(w.Concurrent);
+            var loaded = Measure.Median(r.LoadedRoundTrip) / Measure.Median(w.LoadedRoundTrip);
+            text.AppendLine(i, $"{name} / websockify: throughput ×{throughput:F2}, added latency ×{added:F2}, {options.Sessions} sessions ×{concurrent:F2}, RTT under load ×{loaded:F2} (latency: lower is better).");
+            if (name == "limen")
+            {
+                text.AppendLine(i, $"Targets (issue 14): throughput ≥ websockify's — {(throughput >= 1 ? "met" : "NOT met")}; added latency ≤ websockify's — {(added <= 1 ? "met" : "NOT met")}; {options.Sessions} sessions ≥ websockify's — {(concurrent >= 1 ? "met" : "NOT met")}.");
+            }
+        }
+
         return text.ToString();
-    }
-
-    private static double Median(List<double> values) => Percentile(values, 0.5);
-
-    private static double Percentile(List<double> values, double p)
-    {
-        var sorted = values.Order().ToList();
-        return sorted[Math.Min(sorted.Count - 1, (int)Math.Floor(p * sorted.Count))];
     }
 }

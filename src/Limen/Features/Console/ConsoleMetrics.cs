@@ -23,6 +23,9 @@ public sealed class ConsoleMetrics
             "Console connects refused for anything but the ticket, by reason (origin, not_websocket, session_limit, vm_not_running, vnc_unavailable).", ["reason"]);
         RelayedBytes = factory.CreateCounter("console_relayed_bytes_total",
             "Bytes relayed between browsers and VNC servers, by direction (to_vnc, to_client).", ["direction"]);
+        // Looked up once: WithLabels on every relayed frame costs an array and a dictionary lookup.
+        RelayedToVnc = RelayedBytes.WithLabels("to_vnc");
+        RelayedToClient = RelayedBytes.WithLabels("to_client");
     }
 
     public Gauge ActiveSessions { get; }
@@ -31,4 +34,6 @@ public sealed class ConsoleMetrics
     public Counter TicketsRejected { get; }
     public Counter ConnectsRejected { get; }
     public Counter RelayedBytes { get; }
+    public Counter.Child RelayedToVnc { get; }
+    public Counter.Child RelayedToClient { get; }
 }

@@ -110,7 +110,7 @@ public sealed class ConsoleRelay(WebSocket client, Socket vnc, LiveConsoleSessio
                 return ConsoleEndReasons.VncClosed;
             }
 
-            metrics.RelayedBytes.WithLabels("to_vnc").Inc(received.Count);
+            metrics.RelayedToVnc.Inc(received.Count);
         }
     }
 
@@ -155,7 +155,7 @@ public sealed class ConsoleRelay(WebSocket client, Socket vnc, LiveConsoleSessio
                 return ConsoleEndReasons.ClientClosed;
             }
 
-            metrics.RelayedBytes.WithLabels("to_client").Inc(read);
+            metrics.RelayedToClient.Inc(read);
         }
     }
 
