@@ -112,7 +112,7 @@ public sealed class ParallelGzipTests
         return Encoding.ASCII.GetBytes(text.ToString(0, length));
     }
 
-    private static async Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args)
+    internal static async Task<(int ExitCode, string Output)> RunAsync(string file, params string[] args)
     {
         var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var arg in args)

@@ -42,85 +42,18 @@ public static partial class BackupArchive
     }
 
     /// <summary>
-    /// Writes every file under <paramref name="stagingDir"/> (archive paths like "metadata/users.csv",
-    /// sorted) and then the manifest to <paramref name="finalPath"/> through a hidden temporary file in
-    /// the same folder; a failure or cancellation leaves no archive behind. Each file is hashed as it
-    /// is written (no second pass over the data), and the manifest, which comes last, is made by
-    /// <paramref name="describe"/> from those sizes and hashes. Entries carry <paramref name="createdAt"/> as their time.
+    /// Writes every file under <paramref name="stagingDir"/> and then the manifest to
+    /// <paramref name="finalPath"/> (see <see cref="BackupArchiveWriter"/>); the manifest is made by
+    /// <paramref name="describe"/> from the files' sizes and hashes.
     /// </summary>
     public static async Task<(BackupManifest Manifest, long Size)> WriteAsync(
         string stagingDir, DateTimeOffset createdAt, Func<List<ManifestFile>, BackupManifest> describe, string finalPath, Action<double> progress,
         CancellationToken cancellationToken)
     {
-        if (File.Exists(finalPath))
-        {
-            throw new BackupFailedException($"{finalPath} already exists; not overwriting an archive.");
-        }
-
-        var staged = Directory.EnumerateFiles(stagingDir, "*", SearchOption.AllDirectories)
-            .Select(path => (Path: path, Name: Path.GetRelativePath(stagingDir, path).Replace('\\', '/')))
-            .OrderBy(f => f.Name, StringComparer.Ordinal)
-            .ToList();
-        var partial = Path.Combine(Path.GetDirectoryName(finalPath)!, "." + Path.GetFileName(finalPath) + ".partial");
-        var total = Math.Max(1, staged.Sum(f => new FileInfo(f.Path).Length));
-        long done = 0;
-        try
-        {
-            BackupManifest manifest;
-            await using (var file = new FileStream(partial, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = OwnerOnly,
-                Options = FileOptions.Asynchronous,
-            }))
-            {
-                // The only compression pass (the dump is written uncompressed), at level 1 and on every
-                // core: one ordinary gzip stream that gzip, tar and older Limen versions read as before.
-                await using (var gzip = new ParallelGzipStream(file))
-                {
-                    await using (var tar = new TarWriter(gzip, TarEntryFormat.Pax, leaveOpen: true))
-                    {
-                        var files = new List<ManifestFile>(staged.Count);
-                        foreach (var (path, name) in staged)
-                        {
-                            await using var data = new HashingReadStream(File.OpenRead(path));
-                            await tar.WriteEntryAsync(Entry(name, data, createdAt), cancellationToken);
-                            files.Add(new ManifestFile(name, data.Length, data.Sha256()));
-                            done += data.Length;
-                            progress((double)done / total);
-                        }
-
-                        manifest = describe(files);
-                        var manifestBytes = manifest.Serialize();
-                        var checksum = Encoding.ASCII.GetBytes($"{Convert.ToHexStringLower(SHA256.HashData(manifestBytes))}  {BackupManifest.FileName}\n");
-                        await tar.WriteEntryAsync(Entry(BackupManifest.FileName, new MemoryStream(manifestBytes), manifest.CreatedAt), cancellationToken);
-                        await tar.WriteEntryAsync(Entry(BackupManifest.ChecksumFileName, new MemoryStream(checksum), manifest.CreatedAt), cancellationToken);
-                    }
-
-                    await gzip.FinishAsync(cancellationToken);
-                }
-
-                await file.FlushAsync(cancellationToken);
-                // On disk before the rename makes it visible: a crash never leaves a complete-looking, empty archive.
-                file.Flush(flushToDisk: true);
-            }
-
-            File.Move(partial, finalPath, overwrite: false);
-            return (manifest, new FileInfo(finalPath).Length);
-        }
-        finally
-        {
-            File.Delete(partial);
-        }
+        await using var writer = BackupArchiveWriter.Create(finalPath, createdAt);
+        await writer.WriteStagedAsync(stagingDir, progress, cancellationToken);
+        return await writer.CompleteAsync(describe, cancellationToken);
     }
-
-    private static PaxTarEntry Entry(string name, Stream data, DateTimeOffset time) => new(TarEntryType.RegularFile, name)
-    {
-        DataStream = data,
-        Mode = OwnerOnly,
-        ModificationTime = time,
-    };
 
     /// <summary>
     /// Extracts <paramref name="archivePath"/> into a private temporary folder and checks it: gzip
@@ -306,83 +239,6 @@ public static partial class BackupArchive
 
     [GeneratedRegex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")]
     private static partial Regex SafeName();
-
-    /// <summary>
-    /// A file read through once, hashed on the way (sha256 of what was read). Seekable in name only:
-    /// TarWriter asks for the length up front and reads from the start.
-    /// </summary>
-    private sealed class HashingReadStream(FileStream inner) : Stream
-    {
-        private readonly IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-
-        public override bool CanRead => true;
-        public override bool CanSeek => true;
-        public override bool CanWrite => false;
-        public override long Length => inner.Length;
-
-        public override long Position
-        {
-            get => inner.Position;
-            set
-            {
-                if (value != inner.Position)
-                {
-                    throw new NotSupportedException("A hashing stream reads straight through.");
-                }
-            }
-        }
-
-        public string Sha256()
-        {
-            if (inner.Position != inner.Length)
-            {
-                throw new InvalidOperationException($"{inner.Name} was not read to the end ({inner.Position} of {inner.Length} bytes).");
-            }
-
-            return Convert.ToHexStringLower(hash.GetHashAndReset());
-        }
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            var read = inner.Read(buffer);
-            hash.AppendData(buffer[..read]);
-            return read;
-        }
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            var read = await inner.ReadAsync(buffer, cancellationToken);
-            hash.AppendData(buffer.Span[..read]);
-            return read;
-        }
-
-        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) =>
-            origin == SeekOrigin.Current && offset == 0 ? inner.Position : throw new NotSupportedException("A hashing stream reads straight through.");
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                hash.Dispose();
-                inner.Dispose();
-            }
-
-            base.Dispose(disposing);
-        }
-    }
 
     /// <summary>Counts the bytes read through it (the decompressed length).</summary>
     private sealed class CountingStream(Stream inner) : Stream

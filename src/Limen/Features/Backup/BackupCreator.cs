@@ -1,4 +1,5 @@
-using System.Data;
+using System.Globalization;
+using System.Text;
 using System.Text.RegularExpressions;
 using Limen.Data;
 using Npgsql;
@@ -18,9 +19,10 @@ public sealed record BackupRequest(
 public sealed record BackupResult(string ArchivePath, long SizeBytes, BackupManifest Manifest, IReadOnlyList<string> Removed);
 
 /// <summary>
-/// `limen backup`: one consistent snapshot of the database (exported and shared with pg_dump, so
-/// the dump, the row counts and the CSVs describe the same instant), the domain XML and the redacted
-/// configuration, packed into an archive that only appears once it is complete.
+/// `limen backup`: one consistent snapshot of the database (exported by a psql session and shared
+/// with pg_dump, so the dump, the row counts and the CSVs describe the same instant), the domain XML
+/// and the redacted configuration, packed into an archive that only appears once it is complete. The
+/// dump streams into the archive while pg_dump runs; the rest is staged beside it and follows.
 /// </summary>
 public static partial class BackupCreator
 {
@@ -37,43 +39,50 @@ public static partial class BackupCreator
         }
 
         var connectionString = new NpgsqlConnectionStringBuilder(request.ConnectionString) { ApplicationName = ApplicationName, Pooling = false }.ConnectionString;
-        Guid? runId = null;
+        var environment = PgTools.Environment(connectionString, ApplicationName);
+        var runId = Guid.NewGuid();
+        var recorded = false;
         var staging = BackupArchive.CreateTemporaryDirectory(output, ".limen-backup-staging-");
+        PsqlSession? session = null;
         try
         {
-            await using var connection = new NpgsqlConnection(connectionString);
+            await using var archive = BackupArchiveWriter.Create(archivePath, createdAt);
             var (serverVersion, tools) = await steps.RunAsync("Connect to PostgreSQL and find pg_dump", async step =>
             {
-                await connection.OpenAsync(cancellationToken);
-                // The server reports its version when the connection starts; no query needed. Finding
-                // the tools (a pg_dump --version) and recording the run are independent: run them together.
-                var version = connection.ServerVersion;
-                var resolving = PgTools.ResolveAsync(request.PgBinDir, connection.PostgreSqlVersion.Major, cancellationToken);
-                runId = await BackupRunLog.StartAsync(connectionString, BackupRunKinds.Backup, createdAt, cancellationToken);
-                var found = await resolving;
-                step.Detail = $"{DatabaseConnection.Describe(connectionString)}, PostgreSQL {version}, tools in {found.BinDir}";
-                return (version, found);
+                // Any installed psql can ask; pg_dump must then be at least the server's major.
+                var found = await PgTools.ResolveAsync(request.PgBinDir, 0, cancellationToken);
+                session = PsqlSession.Start(found.Psql, environment, BackupRunLog.PsqlVariables(runId, BackupRunKinds.Backup, createdAt, archivePath), staging);
+                // The run is recorded before the snapshot, so the archive holds its own run as "running" (restore marks it succeeded).
+                var answer = await session.RunAsync("SHOW server_version;\nSHOW server_version_num;\n" + BackupRunLog.StartInPsql, cancellationToken);
+                var major = int.Parse(answer[1], CultureInfo.InvariantCulture) / 10000;
+                recorded = answer[2] == "t";
+                if (found.Major < major)
+                {
+                    found = await PgTools.ResolveAsync(request.PgBinDir, major, cancellationToken);
+                }
+
+                step.Detail = $"{DatabaseConnection.Describe(connectionString)}, PostgreSQL {answer[0]}, tools in {found.BinDir}";
+                return (answer[0], found);
             });
-            if (runId is null)
+            if (!recorded)
             {
                 steps.Note("note: this database's schema predates backup records (run `limen migrate`); this run is not recorded.");
             }
 
-            await using var snapshot = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, cancellationToken);
             var state = await steps.RunAsync("Take a consistent snapshot", async step =>
             {
-                await Execute(connection, "SET TRANSACTION READ ONLY", cancellationToken);
-                var taken = await ReadSnapshotAsync(connection, cancellationToken);
-                step.Detail = $"{taken.RowCounts.Count} tables, {taken.RowCounts.Values.Sum()} rows";
+                var taken = await ReadSnapshotAsync(session!, cancellationToken);
+                step.Detail = $"{taken.Tables.Count} tables, {taken.VmIds.Count} VMs";
                 return taken;
             });
 
-            // The dump takes longest; everything else from the snapshot runs beside it.
+            // The dump takes longest and goes into the archive as pg_dump writes it; the CSVs and row
+            // counts are read from it on the way. Everything else runs beside it into the staging folder.
             using var firstFailure = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var dump = steps.RunAsync("Dump the database (pg_dump, custom format)", step =>
-                CancelOthersOnFailure(DumpAsync(tools, connectionString, state.SnapshotId, staging, step, firstFailure.Token), firstFailure));
+                CancelOthersOnFailure(DumpAsync(tools, environment, state, archive, staging, step, firstFailure.Token), firstFailure));
             var csv = steps.RunAsync("Export metadata CSVs (users without password hashes)", step =>
-                CancelOthersOnFailure(ExportCsvAsync(connection, state, staging, step, firstFailure.Token), firstFailure));
+                CancelOthersOnFailure(ExportCsvAsync(session!, dump, state, staging, step, firstFailure.Token), firstFailure));
             var domains = steps.RunAsync("Save each VM's libvirt domain XML", step =>
                 CancelOthersOnFailure(SaveDomainsAsync(request.DomainXml, state.VmIds, staging, step, firstFailure.Token), firstFailure));
             var config = steps.RunAsync("Save the configuration (secrets redacted)", async _ =>
@@ -83,7 +92,7 @@ public static partial class BackupCreator
                 await File.WriteAllBytesAsync(file, RedactedConfiguration.Serialize(request.Configuration), cancellationToken);
             });
             await WhenAllAsync(dump, csv, domains, config);
-            await snapshot.CommitAsync(cancellationToken);
+            await session!.RunAsync("COMMIT;", cancellationToken);
             var missing = await domains;
 
             var (manifest, size) = await steps.RunAsync("Write the archive", async step =>
@@ -94,10 +103,11 @@ public static partial class BackupCreator
                     notes.Add($"{missing.Count} VM(s) had no libvirt domain when the backup was taken (see vms_without_domain).");
                 }
 
-                var written = await BackupArchive.WriteAsync(staging, createdAt, files => new BackupManifest(
+                await archive.WriteStagedAsync(staging, step.Report, cancellationToken);
+                var written = await archive.CompleteAsync(files => new BackupManifest(
                     BackupManifest.FormatName, BackupManifest.CurrentFormatVersion, createdAt, VersionInfo.Version, state.SchemaMigration,
-                    serverVersion, tools.DumpVersion, DatabaseConnection.Describe(connectionString), runId, state.RowCounts, files, missing, notes),
-                    archivePath, step.Report, cancellationToken);
+                    serverVersion, tools.DumpVersion, DatabaseConnection.Describe(connectionString), recorded ? runId : null, state.RowCounts, files, missing, notes),
+                    cancellationToken);
                 step.Detail = $"{archivePath} ({Size(written.Size)})";
                 return written;
             });
@@ -111,24 +121,25 @@ public static partial class BackupCreator
                 })
                 : [];
 
-            if (runId is { } id)
-            {
-                await BackupRunLog.FinishAsync(connectionString, id, succeeded: true, clock.GetUtcNow(), archivePath, size, null, null, cancellationToken);
-            }
-
+            await session.RunAsync(BackupRunLog.SucceededInPsql(clock.GetUtcNow(), size), cancellationToken);
             return new BackupResult(archivePath, size, manifest, removed);
         }
         catch (Exception e)
         {
-            if (runId is { } id)
+            if (recorded)
             {
-                await RecordFailureAsync(connectionString, id, clock, BackupFailedException.Describe(e), steps);
+                await RecordFailureAsync(connectionString, runId, clock, BackupFailedException.Describe(e), steps);
             }
 
             throw;
         }
         finally
         {
+            if (session is not null)
+            {
+                await session.DisposeAsync();
+            }
+
             Directory.Delete(staging, recursive: true);
         }
     }
@@ -157,104 +168,196 @@ public static partial class BackupCreator
         _ => $"{bytes / 1024.0 / 1024 / 1024:0.00} GiB",
     };
 
+    /// <summary>What the snapshot holds; the row counts are filled in from the dump (or counted, when the dump cannot be read).</summary>
     private sealed record SnapshotState(
-        string SnapshotId, Dictionary<string, long> RowCounts, string? SchemaMigration, List<Guid> VmIds, HashSet<string> Tables, List<string> Notes);
+        string SnapshotId, Dictionary<string, long> RowCounts, string? SchemaMigration, List<Guid> VmIds, List<string> Tables, List<string> Notes);
 
-    private static async Task<SnapshotState> ReadSnapshotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>The CSVs: the table, and the columns in the CSV's order (users' password hash is left out).</summary>
+    private static readonly (string Table, string[]? Columns, string Query)[] CsvExports =
+    [
+        ("vms", null, "SELECT * FROM vms ORDER BY created_at, id"),
+        // Never the password hash: a CSV is for reading, not for cracking.
+        ("users", ["id", "username", "role", "disabled", "created_at", "updated_at"], "SELECT id, username, role, disabled, created_at, updated_at FROM users ORDER BY created_at, id"),
+        ("vm_snapshots", null, "SELECT * FROM vm_snapshots ORDER BY 1"),
+        ("audit_logs", null, "SELECT * FROM audit_logs ORDER BY id"),
+    ];
+
+    private static async Task<SnapshotState> ReadSnapshotAsync(PsqlSession session, CancellationToken cancellationToken)
     {
-        var snapshotId = (string)(await Scalar(connection, "SELECT pg_export_snapshot()", cancellationToken))!;
-        var tables = new List<string>();
-        await using (var list = new NpgsqlCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename", connection))
-        await using (var reader = await list.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                tables.Add(reader.GetString(0));
-            }
-        }
-
+        var opened = await session.RunAsync("""
+            BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+            SELECT pg_export_snapshot();
+            SELECT current_database();
+            SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename;
+            """, cancellationToken);
+        var (snapshotId, database, tables) = (opened[0], opened[1], opened[2..]);
         if (tables.Count == 0)
         {
-            throw new BackupFailedException($"Database {connection.Database} has no tables in schema public: nothing to back up (is this Limen's database? run `limen migrate` first).");
+            throw new BackupFailedException($"Database {database} has no tables in schema public: nothing to back up (is this Limen's database? run `limen migrate` first).");
         }
 
-        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (var table in tables)
+        // One batch: the newest migration, then the VM ids, a line each.
+        var queries = new StringBuilder();
+        var hasMigrations = tables.Contains("__EFMigrationsHistory");
+        if (hasMigrations)
         {
-            counts[table] = (long)(await Scalar(connection, $"SELECT count(*) FROM public.{Quote(table)}", cancellationToken))!;
+            queries.Append("SELECT max(migration_id) FROM \"__EFMigrationsHistory\";\n");
         }
 
-        var migration = tables.Contains("__EFMigrationsHistory")
-            ? (string?)await Scalar(connection, "SELECT max(migration_id) FROM \"__EFMigrationsHistory\"", cancellationToken)
-            : null;
-        var vmIds = new List<Guid>();
         if (tables.Contains("vms"))
         {
-            await using var command = new NpgsqlCommand("SELECT id FROM vms ORDER BY id", connection);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            queries.Append("SELECT id FROM vms ORDER BY id;\n");
+        }
+
+        var answer = queries.Length > 0 ? await session.RunAsync(queries.ToString(), cancellationToken) : [];
+        var migration = hasMigrations && answer[0] is { Length: > 0 } id ? id : null;
+        var vmIds = answer.Skip(hasMigrations ? 1 : 0).Select(Guid.Parse).ToList();
+        return new SnapshotState(snapshotId, new Dictionary<string, long>(StringComparer.Ordinal), migration, vmIds, tables, []);
+    }
+
+    /// <summary>
+    /// pg_dump's output goes into the archive as it comes (no staged copy, compressed while the dump
+    /// runs) and past a <see cref="CustomDumpReader"/> that writes the CSVs and counts the rows.
+    /// True when that reading worked; false when the dump was not one it follows (the CSVs are then exported apart).
+    /// </summary>
+    private static async Task<bool> DumpAsync(
+        PgTools tools, IDictionary<string, string> environment, SnapshotState state, BackupArchiveWriter archive, string staging, StepProgress step,
+        CancellationToken cancellationToken)
+    {
+        // Uncompressed custom format: the archive's single gzip pass (level 1, every core) compresses
+        // it several times faster than pg_dump's default level 6 would, and pg_restore then has
+        // nothing to inflate. Written to a pipe, it has no data offsets; pg_restore reads it in order.
+        string[] args = ["--format=custom", "--compress=0", "--no-password", "--snapshot=" + state.SnapshotId];
+        var csvDir = Path.Combine(staging, BackupManifest.MetadataDir);
+        Directory.CreateDirectory(csvDir);
+        var sinks = new List<CopyTextToCsv>();
+        var reader = new CustomDumpReader(table =>
+        {
+            var export = CsvExports.FirstOrDefault(e => e.Table == table.Table && table.Schema == "public");
+            if (export.Table is null)
             {
-                vmIds.Add(reader.GetGuid(0));
+                return null;
+            }
+
+            var sink = new CopyTextToCsv(File.Create(Path.Combine(csvDir, export.Table + ".csv")), table.Columns, export.Columns ?? table.Columns);
+            sinks.Add(sink);
+            return sink;
+        });
+        UnreadableDumpException? unreadable = null;
+        void Observe(ReadOnlyMemory<byte> piece)
+        {
+            if (unreadable is not null)
+            {
+                return;
+            }
+
+            try
+            {
+                reader.Feed(piece.Span);
+            }
+            catch (UnreadableDumpException e)
+            {
+                unreadable = e;
             }
         }
 
-        return new SnapshotState(snapshotId, counts, migration, vmIds, [.. tables], []);
-    }
-
-    private static async Task DumpAsync(PgTools tools, string connectionString, string snapshotId, string staging, StepProgress step, CancellationToken cancellationToken)
-    {
-        var file = Path.Combine(staging, BackupManifest.DumpFile);
-        // Uncompressed custom format: the archive's single gzip pass (level 1) compresses it several
-        // times faster than pg_dump's default level 6, whose compression competed with the server and
-        // the CSV export for the same CPUs. pg_restore then has nothing to inflate either.
-        // --no-sync: the staged copy needs no durability of its own; the archive is fsynced once written.
-        string[] args = ["--format=custom", "--compress=0", "--no-sync", "--no-password", "--snapshot=" + snapshotId, "--file=" + file];
-        var (exitCode, output) = await PgTools.RunAsync(tools.PgDump, args, PgTools.Environment(connectionString, ApplicationName), cancellationToken);
-        if (exitCode != 0)
+        using var process = PgTools.Start(tools.PgDump, args, environment);
+        var errors = process.StandardError.ReadToEndAsync(cancellationToken);
+        long size;
+        try
         {
-            throw new BackupFailedException($"pg_dump failed (exit code {exitCode}): {output}");
+            size = await archive.WriteStreamAsync(BackupManifest.DumpFile, process.StandardOutput.BaseStream, Observe, cancellationToken);
+        }
+        finally
+        {
+            foreach (var sink in sinks)
+            {
+                sink.Dispose();
+            }
+
+            // Cancelled or failed while copying: pg_dump must not go on reading the database.
+            await PgTools.WaitAsync(process, cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None);
         }
 
-        step.Detail = Size(new FileInfo(file).Length);
+        if (process.ExitCode != 0)
+        {
+            throw new BackupFailedException($"pg_dump failed (exit code {process.ExitCode}): {PgTools.Tail(await errors)}");
+        }
+
+        step.Detail = Size(size);
+        try
+        {
+            if (unreadable is null)
+            {
+                reader.Finish();
+            }
+        }
+        catch (UnreadableDumpException e)
+        {
+            unreadable = e;
+        }
+
+        if (unreadable is not null)
+        {
+            state.Notes.Add($"The CSVs were exported apart: {unreadable.Message}");
+            return false;
+        }
+
+        foreach (var table in state.Tables)
+        {
+            state.RowCounts[table] = reader.RowCounts.GetValueOrDefault("public." + table);
+        }
+
+        return true;
     }
 
-    /// <summary>The readable side copies of the data, from the same snapshot as the dump.</summary>
-    private static async Task ExportCsvAsync(NpgsqlConnection connection, SnapshotState state, string staging, StepProgress step, CancellationToken cancellationToken)
+    /// <summary>
+    /// The readable side copies of the data. Normally they came out of the dump (<see cref="DumpAsync"/>), in its row
+    /// order; when it could not be read, they and the row counts are read from the same snapshot with psql.
+    /// </summary>
+    private static async Task ExportCsvAsync(
+        PsqlSession session, Task<bool> dump, SnapshotState state, string staging, StepProgress step, CancellationToken cancellationToken)
     {
-        (string Table, string Query)[] exports =
-        [
-            ("vms", "SELECT * FROM vms ORDER BY created_at, id"),
-            // Never the password hash: a CSV is for reading, not for cracking.
-            ("users", "SELECT id, username, role, disabled, created_at, updated_at FROM users ORDER BY created_at, id"),
-            ("vm_snapshots", "SELECT * FROM vm_snapshots ORDER BY 1"),
-            ("audit_logs", "SELECT * FROM audit_logs ORDER BY id"),
-        ];
-        var dir = Path.Combine(staging, BackupManifest.MetadataDir);
-        Directory.CreateDirectory(dir);
-        long rows = 0;
-        foreach (var (table, query) in exports)
+        var fromDump = await dump;
+        var commands = new StringBuilder();
+        if (!fromDump)
         {
-            var file = Path.Combine(dir, table + ".csv");
+            foreach (var table in state.Tables)
+            {
+                commands.Append(CultureInfo.InvariantCulture, $"SELECT count(*) FROM public.{Quote(table)};\n");
+            }
+        }
+
+        long rows = 0;
+        foreach (var (table, _, query) in CsvExports)
+        {
+            // Relative to the session's working folder, the staging folder: no path to quote.
+            var file = $"{BackupManifest.MetadataDir}/{table}.csv";
             if (!state.Tables.Contains(table))
             {
-                await File.WriteAllBytesAsync(file, [], cancellationToken);
+                await File.WriteAllBytesAsync(Path.Combine(staging, file), [], cancellationToken);
                 state.Notes.Add($"metadata/{table}.csv is empty: this schema has no {table} table.");
                 continue;
             }
 
-            // Npgsql's text export is a StreamReader over the raw COPY stream; the server's CSV bytes
-            // (UTF-8, Npgsql's client_encoding) go to the file as they are instead of being decoded
-            // to UTF-16 and encoded back. (Its raw binary API refuses a text-format COPY.)
-            using (var source = (StreamReader)await connection.BeginTextExportAsync($"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)", cancellationToken))
-            await using (var target = new FileStream(file, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous))
-            {
-                await source.BaseStream.CopyToAsync(target, 1 << 16, cancellationToken);
-            }
-
-            rows += state.RowCounts[table];
+            commands.Append(CultureInfo.InvariantCulture, $"\\copy ({query}) TO '{file}' WITH (FORMAT csv, HEADER)\n");
         }
 
-        step.Detail = $"{exports.Length} files, {rows} rows";
+        if (!fromDump)
+        {
+            var counts = await session.RunAsync(commands.ToString(), cancellationToken);
+            for (var i = 0; i < state.Tables.Count; i++)
+            {
+                state.RowCounts[state.Tables[i]] = long.Parse(counts[i], CultureInfo.InvariantCulture);
+            }
+        }
+
+        foreach (var (table, _, _) in CsvExports)
+        {
+            rows += state.RowCounts.GetValueOrDefault(table);
+        }
+
+        step.Detail = $"{CsvExports.Length} files, {rows} rows" + (fromDump ? ", read from the dump" : ", exported apart");
     }
 
     private static async Task<List<Guid>> SaveDomainsAsync(
@@ -316,19 +419,6 @@ public static partial class BackupCreator
             await others.CancelAsync();
             throw;
         }
-    }
-
-    private static async Task<object?> Scalar(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        var value = await command.ExecuteScalarAsync(cancellationToken);
-        return value is DBNull ? null : value;
-    }
-
-    private static async Task Execute(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public static string Quote(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";

@@ -18,6 +18,37 @@ public static class BackupRunLog
             ("id", id), ("kind", kind), ("status", BackupRunStatuses.Running), ("started", startedAt), ("host", Environment.MachineName)) ? id : null;
     }
 
+    /// <summary>
+    /// <see cref="StartAsync"/> as psql commands, for the backup's own psql session (see
+    /// <see cref="PsqlSession"/>; a backup spends no time on Npgsql's first connection). The values
+    /// are psql variables set when the session starts (<see cref="PsqlVariables"/>); it prints "t"
+    /// when the row was written, "f" when the schema has no backup_runs table yet.
+    /// </summary>
+    public const string StartInPsql = """
+        SELECT to_regclass('public.backup_runs') IS NOT NULL AS limen_has_runs \gset
+        \if :limen_has_runs
+        INSERT INTO backup_runs (id, kind, status, started_at, hostname) VALUES (:'limen_run_id', :'limen_run_kind', 'running', :'limen_run_started', :'limen_run_host');
+        \endif
+        \echo :limen_has_runs
+        """;
+
+    /// <summary>The succeeded half of <see cref="FinishAsync"/> for the same session, after <see cref="StartInPsql"/>.</summary>
+    public static string SucceededInPsql(DateTimeOffset finishedAt, long archiveSize) => $"""
+        \set limen_run_finished '{finishedAt:O}'
+        \if :limen_has_runs
+        UPDATE backup_runs SET status = 'succeeded', finished_at = :'limen_run_finished', archive_path = :'limen_run_archive', archive_size_bytes = {archiveSize} WHERE id = :'limen_run_id';
+        \endif
+        """;
+
+    public static Dictionary<string, string> PsqlVariables(Guid id, string kind, DateTimeOffset startedAt, string archivePath) => new()
+    {
+        ["limen_run_id"] = id.ToString(),
+        ["limen_run_kind"] = kind,
+        ["limen_run_started"] = startedAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+        ["limen_run_host"] = Environment.MachineName,
+        ["limen_run_archive"] = archivePath,
+    };
+
     public static Task<bool> FinishAsync(
         string connectionString, Guid id, bool succeeded, DateTimeOffset finishedAt, string? archivePath, long? archiveSize, string? reportPath, string? error,
         CancellationToken cancellationToken)

@@ -12,6 +12,11 @@ namespace Limen.Features.Backup;
 /// (vectorized, many GB/s: it costs nothing beside deflate). Every
 /// gzip reader (gzip, tar xzf, .NET's GZipStream, older Limen) reads it as a single stream; only the
 /// 32 KiB back-reference window does not reach across a chunk boundary (about 0.1 % larger output).
+/// <para>
+/// <see cref="Reserve"/> leaves room for bytes known only later (a tar header whose size field
+/// waits for the end of a streamed file): they go out as one stored block, whose compressed size
+/// is its length plus five, and are written in place before the trailer.
+/// </para>
 /// </summary>
 public sealed class ParallelGzipStream : Stream
 {
@@ -29,7 +34,10 @@ public sealed class ParallelGzipStream : Stream
     private readonly Queue<Task<Compressed>> inFlight = new();
     private byte[] chunk = new byte[ChunkSize];
     private int filled;
-    private readonly Crc32 crc = new();
+    private Crc32 crc = new();
+    private long crcLength;
+    private readonly List<Segment> segments = [];
+    private long written;
     private long length;
     private long accepted;
     private bool headerWritten;
@@ -108,14 +116,18 @@ public sealed class ParallelGzipStream : Stream
                 await WriteOldestAsync(cancellationToken);
             }
 
+            await WriteReservationsAsync(cancellationToken);
             var trailer = new byte[8];
-            BinaryPrimitives.WriteUInt32LittleEndian(trailer, crc.GetCurrentHashAsUInt32());
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer, CombinedCrc());
             BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(4), unchecked((uint)length));
             await Guard(output.WriteAsync(trailer, cancellationToken));
         }
 
         finished = true;
     }
+
+    /// <summary>Gives up: nothing more is written, and finishing (or disposing) adds no trailer.</summary>
+    public void Abandon() => broken = true;
 
     public override async ValueTask DisposeAsync()
     {
@@ -154,12 +166,14 @@ public sealed class ParallelGzipStream : Stream
         if (!headerWritten)
         {
             await Guard(output.WriteAsync(Header, cancellationToken));
+            written += Header.Length;
             headerWritten = true;
         }
 
         var data = chunk;
         var count = filled;
         crc.Append(data.AsSpan(0, count));
+        crcLength += count;
         inFlight.Enqueue(Task.Run(() => Compress(data, count, last), cancellationToken));
         chunk = new byte[ChunkSize];
         filled = 0;
@@ -173,8 +187,76 @@ public sealed class ParallelGzipStream : Stream
     private async ValueTask WriteOldestAsync(CancellationToken cancellationToken)
     {
         var done = await Guard(inFlight.Dequeue());
+        done.Reservation?.Offset = written;
         await Guard(output.WriteAsync(done.Deflated, cancellationToken));
+        written += done.Deflated.Length;
         length += done.Length;
+    }
+
+    /// <summary>
+    /// Room for <paramref name="size"/> bytes (at most 65,535) at the current position, to be
+    /// given by <see cref="Reservation.Fill"/> before <see cref="FinishAsync"/>. The output must be seekable.
+    /// </summary>
+    public async ValueTask<Reservation> ReserveAsync(int size, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(finished, this);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(size, ushort.MaxValue);
+        if (!output.CanSeek)
+        {
+            throw new NotSupportedException("Reserving room needs a seekable output.");
+        }
+
+        // What came before ends its chunk here (a sync flush leaves the stream byte-aligned, where a stored block may start).
+        if (filled > 0 || !headerWritten)
+        {
+            await DispatchAsync(last: false, cancellationToken);
+        }
+
+        var reservation = new Reservation(size);
+        segments.Add(new Segment(crc.GetCurrentHashAsUInt32(), crcLength, null));
+        segments.Add(new Segment(0, size, reservation));
+        crc = new Crc32();
+        crcLength = 0;
+        inFlight.Enqueue(Task.FromResult(new Compressed(new byte[StoredBlockOverhead + size], size, reservation)));
+        accepted += size;
+        return reservation;
+    }
+
+    private async ValueTask WriteReservationsAsync(CancellationToken cancellationToken)
+    {
+        var end = output.Position;
+        foreach (var reservation in segments.Select(s => s.Reservation).OfType<Reservation>())
+        {
+            var content = reservation.Content ?? throw new InvalidOperationException($"A reserved block of {reservation.Size} bytes was never filled.");
+            output.Position = reservation.Offset!.Value;
+            await Guard(output.WriteAsync(StoredBlock(content), cancellationToken));
+        }
+
+        output.Position = end;
+    }
+
+    /// <summary>A non-final stored deflate block, starting byte-aligned: header bits (padded to a byte), LEN, NLEN, the bytes.</summary>
+    private static byte[] StoredBlock(byte[] content)
+    {
+        var block = new byte[StoredBlockOverhead + content.Length];
+        block[0] = 0; // BFINAL = 0, BTYPE = 00 (stored)
+        BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(1), (ushort)content.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(block.AsSpan(3), (ushort)~content.Length);
+        content.CopyTo(block, StoredBlockOverhead);
+        return block;
+    }
+
+    /// <summary>The CRC-32 of the whole stream: each stretch's own, folded together in order.</summary>
+    private uint CombinedCrc()
+    {
+        var total = 0u;
+        foreach (var segment in segments.Append(new Segment(crc.GetCurrentHashAsUInt32(), crcLength, null)))
+        {
+            var segmentCrc = segment.Reservation is { } reservation ? Crc32.HashToUInt32(reservation.Content) : segment.Crc;
+            total = Crc32Combine.Combine(total, segmentCrc, segment.Length);
+        }
+
+        return total;
     }
 
     private async ValueTask Guard(ValueTask write)
@@ -223,8 +305,33 @@ public sealed class ParallelGzipStream : Stream
             deflated = compressed.Length > 0 ? compressed.GetBuffer().AsMemory(0, (int)compressed.Length) : EmptyFinalBlock;
         }
 
-        return new Compressed(deflated, count);
+        return new Compressed(deflated, count, null);
     }
 
-    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, long Length);
+    private const int StoredBlockOverhead = 5;
+
+    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, long Length, Reservation? Reservation);
+
+    private sealed record Segment(uint Crc, long Length, Reservation? Reservation);
+
+    /// <summary>Bytes of the uncompressed stream that are given after what follows them.</summary>
+    public sealed class Reservation(int size)
+    {
+        public int Size { get; } = size;
+
+        internal byte[]? Content { get; private set; }
+
+        /// <summary>Where its stored block starts in the output, once written.</summary>
+        internal long? Offset { get; set; }
+
+        public void Fill(ReadOnlySpan<byte> content)
+        {
+            if (content.Length != Size)
+            {
+                throw new ArgumentException($"{Size} bytes were reserved, {content.Length} given.", nameof(content));
+            }
+
+            Content = content.ToArray();
+        }
+    }
 }

@@ -14,13 +14,17 @@ public sealed partial class PgTools
 {
     private const string VersionedRoot = "/usr/lib/postgresql";
 
-    private PgTools(string binDir, string dumpVersion)
+    private PgTools(string binDir, string dumpVersion, int major)
     {
         BinDir = binDir;
         DumpVersion = dumpVersion;
+        Major = major;
     }
 
     public string BinDir { get; }
+
+    /// <summary>The tools' major version (pg_dump --version).</summary>
+    public int Major { get; }
 
     /// <summary>pg_dump --version, recorded in the manifest.</summary>
     public string DumpVersion { get; }
@@ -29,7 +33,11 @@ public sealed partial class PgTools
     public string PgRestore => Path.Combine(BinDir, "pg_restore");
     public string Psql => Path.Combine(BinDir, "psql");
 
-    /// <summary>The configured folder, else Debian's /usr/lib/postgresql/N/bin for the server's major (or the next newer), else PATH.</summary>
+    /// <summary>
+    /// The configured folder, else Debian's /usr/lib/postgresql/N/bin for the server's major (or the
+    /// next newer), else PATH. A <paramref name="serverMajor"/> of 0 (not known yet) takes the oldest
+    /// installed: its psql can ask the server for its version, and the caller resolves again if pg_dump must be newer.
+    /// </summary>
     public static async Task<PgTools> ResolveAsync(string? configured, int serverMajor, CancellationToken cancellationToken)
     {
         var candidates = configured is not null ? [configured] : Candidates(serverMajor);
@@ -43,19 +51,19 @@ public sealed partial class PgTools
 
             var (exitCode, output) = await RunAsync(Path.Combine(dir, "pg_dump"), ["--version"], null, cancellationToken);
             var match = VersionPattern().Match(output);
-            if (exitCode == 0 && match.Success && int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) >= serverMajor)
+            if (exitCode == 0 && match.Success && int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) is var major && major >= serverMajor)
             {
-                return new PgTools(dir, output.Trim());
+                return new PgTools(dir, output.Trim(), major);
             }
 
             seen.Add($"{dir} ({output.Trim()})");
         }
 
         throw new BackupFailedException(
-            $"No pg_dump/pg_restore/psql for PostgreSQL {serverMajor} or newer found" +
+            "No pg_dump/pg_restore/psql" + (serverMajor > 0 ? $" for PostgreSQL {serverMajor} or newer" : "") + " found" +
             (configured is not null ? $" in Limen:Backup:PgBinDir ({configured})" : $" in {VersionedRoot}/*/bin or on PATH") +
             (seen.Count > 0 ? $"; too old: {string.Join(", ", seen)}" : "") +
-            $". Install postgresql-client-{serverMajor} or set Limen:Backup:PgBinDir.");
+            $". Install postgresql-client{(serverMajor > 0 ? $"-{serverMajor}" : "")} or set Limen:Backup:PgBinDir.");
     }
 
     private static IEnumerable<string> Candidates(int serverMajor)
@@ -129,11 +137,13 @@ public sealed partial class PgTools
     }
 
     /// <summary>Starts a tool with libpq's environment; stdin/stdout redirected as asked, stderr always kept.</summary>
-    public static Process Start(string file, IEnumerable<string> args, IDictionary<string, string>? environment, bool redirectInput = false, bool redirectOutput = true)
+    public static Process Start(
+        string file, IEnumerable<string> args, IDictionary<string, string>? environment, bool redirectInput = false, bool redirectOutput = true, string? workingDirectory = null)
     {
         var start = new ProcessStartInfo(file)
         {
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
             RedirectStandardInput = redirectInput,
             RedirectStandardOutput = redirectOutput,
             RedirectStandardError = true,
