@@ -81,6 +81,30 @@ public sealed class BackupArchiveWriter : IAsyncDisposable
         return size;
     }
 
+    /// <summary>
+    /// A file for the archive written beside the archive's own stream (a CSV while the dump is being
+    /// streamed): compressed as it is written, on every core, into a hidden spool in the archive's
+    /// folder, and spliced in by <see cref="AppendSpooledAsync"/> without compressing it again.
+    /// </summary>
+    public SpoolStream CreateSpoolStream(string name) =>
+        new(name, new FileStream(Path.Combine(Path.GetDirectoryName(finalPath)!, $".limen-spool-{Guid.NewGuid():N}"), new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.ReadWrite,
+            UnixCreateMode = OwnerOnly,
+            Options = FileOptions.DeleteOnClose,
+        }));
+
+    /// <summary>The finished spool as one entry: its header, its deflate bytes as they are, its padding.</summary>
+    public async Task AppendSpooledAsync(SpoolStream entry, CancellationToken cancellationToken)
+    {
+        var (size, sha256, crc) = await entry.FinishAsync(cancellationToken);
+        await gzip.WriteAsync(UstarHeader(entry.Name, size, createdAt), cancellationToken);
+        await gzip.AppendDeflatedAsync(entry.Spool, crc, size, cancellationToken);
+        await gzip.WriteAsync(new byte[(TarBlock - (int)(size % TarBlock)) % TarBlock], cancellationToken);
+        files.Add(new ManifestFile(entry.Name, size, sha256));
+    }
+
     /// <summary>Every file under <paramref name="stagingDir"/>, as archive paths like "metadata/users.csv", sorted.</summary>
     public async Task WriteStagedAsync(string stagingDir, Action<double> progress, CancellationToken cancellationToken)
     {
@@ -180,6 +204,72 @@ public sealed class BackupArchiveWriter : IAsyncDisposable
     /// <summary>Zero-padded octal digits and a NUL, filling the field.</summary>
     private static void Octal(Span<byte> field, long value) =>
         Encoding.ASCII.GetBytes(Convert.ToString(value, 8).PadLeft(field.Length - 1, '0') + "\0").CopyTo(field);
+
+    /// <summary>Write-only: hashed and compressed on the way into its spool file (deleted when disposed).</summary>
+    public sealed class SpoolStream : Stream
+    {
+        private readonly IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly ParallelGzipStream deflate;
+
+        internal SpoolStream(string name, FileStream spool)
+        {
+            Name = name;
+            Spool = spool;
+            deflate = new ParallelGzipStream(spool, raw: true);
+        }
+
+        public string Name { get; }
+
+        internal FileStream Spool { get; }
+
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            hash.AppendData(buffer);
+            deflate.Write(buffer);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        internal async Task<(long Size, string Sha256, uint Crc)> FinishAsync(CancellationToken cancellationToken)
+        {
+            await deflate.FinishAsync(cancellationToken);
+            Spool.Position = 0;
+            return (deflate.UncompressedLength, Convert.ToHexStringLower(hash.GetHashAndReset()), deflate.Crc);
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                deflate.Abandon();
+                hash.Dispose();
+                Spool.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
 
     /// <summary>
     /// A file read through once, hashed on the way (sha256 of what was read). Seekable in name only:

@@ -47,6 +47,8 @@ public static partial class BackupCreator
         try
         {
             await using var archive = BackupArchiveWriter.Create(archivePath, createdAt);
+            var csvs = new List<BackupArchiveWriter.SpoolStream>();
+            await using var disposeCsvs = new DisposeAll(csvs);
             var (serverVersion, tools) = await steps.RunAsync("Connect to PostgreSQL and find pg_dump", async step =>
             {
                 // Any installed psql can ask; pg_dump must then be at least the server's major.
@@ -80,7 +82,7 @@ public static partial class BackupCreator
             // counts are read from it on the way. Everything else runs beside it into the staging folder.
             using var firstFailure = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var dump = steps.RunAsync("Dump the database (pg_dump, custom format)", step =>
-                CancelOthersOnFailure(DumpAsync(tools, environment, state, archive, staging, step, firstFailure.Token), firstFailure));
+                CancelOthersOnFailure(DumpAsync(tools, environment, state, archive, csvs, step, firstFailure.Token), firstFailure));
             var csv = steps.RunAsync("Export metadata CSVs (users without password hashes)", step =>
                 CancelOthersOnFailure(ExportCsvAsync(session!, dump, state, staging, step, firstFailure.Token), firstFailure));
             var domains = steps.RunAsync("Save each VM's libvirt domain XML", step =>
@@ -101,6 +103,11 @@ public static partial class BackupCreator
                 if (missing.Count > 0)
                 {
                     notes.Add($"{missing.Count} VM(s) had no libvirt domain when the backup was taken (see vms_without_domain).");
+                }
+
+                foreach (var csv in csvs)
+                {
+                    await archive.AppendSpooledAsync(csv, cancellationToken);
                 }
 
                 await archive.WriteStagedAsync(staging, step.Report, cancellationToken);
@@ -221,16 +228,14 @@ public static partial class BackupCreator
     /// True when that reading worked; false when the dump was not one it follows (the CSVs are then exported apart).
     /// </summary>
     private static async Task<bool> DumpAsync(
-        PgTools tools, IDictionary<string, string> environment, SnapshotState state, BackupArchiveWriter archive, string staging, StepProgress step,
-        CancellationToken cancellationToken)
+        PgTools tools, IDictionary<string, string> environment, SnapshotState state, BackupArchiveWriter archive, List<BackupArchiveWriter.SpoolStream> csvs,
+        StepProgress step, CancellationToken cancellationToken)
     {
         // Uncompressed custom format: the archive's single gzip pass (level 1, every core) compresses
         // it several times faster than pg_dump's default level 6 would, and pg_restore then has
         // nothing to inflate. Written to a pipe, it has no data offsets; pg_restore reads it in order.
         string[] args = ["--format=custom", "--compress=0", "--no-password", "--snapshot=" + state.SnapshotId];
-        var csvDir = Path.Combine(staging, BackupManifest.MetadataDir);
-        Directory.CreateDirectory(csvDir);
-        var sinks = new List<CopyTextToCsv>();
+        // Each CSV is compressed into its own spool while the dump streams, and spliced into the archive after it.
         var reader = new CustomDumpReader(table =>
         {
             var export = CsvExports.FirstOrDefault(e => e.Table == table.Table && table.Schema == "public");
@@ -239,9 +244,9 @@ public static partial class BackupCreator
                 return null;
             }
 
-            var sink = new CopyTextToCsv(File.Create(Path.Combine(csvDir, export.Table + ".csv")), table.Columns, export.Columns ?? table.Columns);
-            sinks.Add(sink);
-            return sink;
+            var csv = archive.CreateSpoolStream($"{BackupManifest.MetadataDir}/{export.Table}.csv");
+            csvs.Add(csv);
+            return new CopyTextToCsv(csv, table.Columns, export.Columns ?? table.Columns);
         });
         UnreadableDumpException? unreadable = null;
         void Observe(ReadOnlyMemory<byte> piece)
@@ -270,11 +275,6 @@ public static partial class BackupCreator
         }
         finally
         {
-            foreach (var sink in sinks)
-            {
-                sink.Dispose();
-            }
-
             // Cancelled or failed while copying: pg_dump must not go on reading the database.
             await PgTools.WaitAsync(process, cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None);
         }
@@ -300,6 +300,12 @@ public static partial class BackupCreator
         if (unreadable is not null)
         {
             state.Notes.Add($"The CSVs were exported apart: {unreadable.Message}");
+            foreach (var csv in csvs)
+            {
+                await csv.DisposeAsync();
+            }
+
+            csvs.Clear();
             return false;
         }
 
@@ -319,6 +325,7 @@ public static partial class BackupCreator
         PsqlSession session, Task<bool> dump, SnapshotState state, string staging, StepProgress step, CancellationToken cancellationToken)
     {
         var fromDump = await dump;
+        Directory.CreateDirectory(Path.Combine(staging, BackupManifest.MetadataDir));
         var commands = new StringBuilder();
         if (!fromDump)
         {
@@ -386,6 +393,18 @@ public static partial class BackupCreator
         catch (Exception e) when (e is NpgsqlException or TimeoutException)
         {
             steps.Note($"warning: could not record the failed run: {BackupFailedException.Describe(e)}");
+        }
+    }
+
+    /// <summary>Disposes the spools whatever happened (each deletes its file).</summary>
+    private sealed class DisposeAll(List<BackupArchiveWriter.SpoolStream> entries) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var entry in entries)
+            {
+                await entry.DisposeAsync();
+            }
         }
     }
 

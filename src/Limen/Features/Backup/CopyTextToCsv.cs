@@ -11,7 +11,7 @@ namespace Limen.Features.Backup;
 /// Lines may arrive split across writes. The per-row methods are compiled optimized at once: a
 /// backup is a short process, and tiered compilation would run most rows through unoptimized code.
 /// </summary>
-public sealed class CopyTextToCsv : CustomDumpReader.ITableSink, IDisposable
+public sealed class CopyTextToCsv : CustomDumpReader.ITableSink
 {
     private readonly Stream output;
     private readonly int[] picked;
@@ -22,6 +22,7 @@ public sealed class CopyTextToCsv : CustomDumpReader.ITableSink, IDisposable
 
     /// <param name="columns">The COPY column list, in order.</param>
     /// <param name="wanted">The columns to keep, in the CSV's order; every one must be in <paramref name="columns"/>.</param>
+    /// <param name="output">Receives the CSV; not disposed here.</param>
     public CopyTextToCsv(Stream output, IReadOnlyList<string> columns, IReadOnlyList<string> wanted)
     {
         this.output = output;
@@ -80,8 +81,6 @@ public sealed class CopyTextToCsv : CustomDumpReader.ITableSink, IDisposable
         Flush();
         output.Flush();
     }
-
-    public void Dispose() => output.Dispose();
 
     private void Flush()
     {

@@ -40,13 +40,20 @@ public sealed class ParallelGzipStream : Stream
     private long written;
     private long length;
     private long accepted;
+    private readonly bool raw;
     private bool headerWritten;
     private bool finished;
     private bool broken;
 
-    public ParallelGzipStream(Stream output, CompressionLevel level = CompressionLevel.Fastest, int? threads = null)
+    /// <param name="raw">
+    /// Only deflate chunks, every one ending in a sync flush: no gzip header, trailer or final block.
+    /// Such a spool is spliced into another stream by <see cref="AppendDeflatedAsync"/>, with <see cref="Crc"/> and <see cref="UncompressedLength"/>.
+    /// </param>
+    public ParallelGzipStream(Stream output, CompressionLevel level = CompressionLevel.Fastest, int? threads = null, bool raw = false)
     {
         this.output = output;
+        this.raw = raw;
+        headerWritten = raw;
         this.level = level;
         // One chunk being filled, one per core compressing, one being written: memory stays a few MiB.
         maxInFlight = Math.Max(2, threads ?? Environment.ProcessorCount);
@@ -110,10 +117,16 @@ public sealed class ParallelGzipStream : Stream
         // After a failed write (disk full, cancelled) the output is abandoned, not completed.
         if (!broken)
         {
-            await DispatchAsync(last: true, cancellationToken);
+            await DispatchAsync(last: !raw, cancellationToken);
             while (inFlight.Count > 0)
             {
                 await WriteOldestAsync(cancellationToken);
+            }
+
+            finished = true;
+            if (raw)
+            {
+                return;
             }
 
             await WriteReservationsAsync(cancellationToken);
@@ -124,6 +137,40 @@ public sealed class ParallelGzipStream : Stream
         }
 
         finished = true;
+    }
+
+    /// <summary>The CRC-32 of everything written, once finished.</summary>
+    public uint Crc => finished ? CombinedCrc() : throw new InvalidOperationException("Not finished yet.");
+
+    /// <summary>How many bytes went in, once finished.</summary>
+    public long UncompressedLength => finished ? length : throw new InvalidOperationException("Not finished yet.");
+
+    /// <summary>
+    /// Splices in a finished raw spool (see the constructor): what came before ends its chunk, the
+    /// spool's deflate bytes are copied as they are, and its CRC-32 is folded in at its place.
+    /// </summary>
+    public async ValueTask AppendDeflatedAsync(Stream deflated, uint spoolCrc, long spoolLength, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(finished, this);
+        if (filled > 0 || !headerWritten)
+        {
+            await DispatchAsync(last: false, cancellationToken);
+        }
+
+        while (inFlight.Count > 0)
+        {
+            await WriteOldestAsync(cancellationToken);
+        }
+
+        var before = output.CanSeek ? output.Position : -1;
+        await Guard(new ValueTask(deflated.CopyToAsync(output, 1 << 20, cancellationToken)));
+        written += output.CanSeek ? output.Position - before : deflated.Length;
+        segments.Add(new Segment(crc.GetCurrentHashAsUInt32(), crcLength, null));
+        segments.Add(new Segment(spoolCrc, spoolLength, null));
+        crc = new Crc32();
+        crcLength = 0;
+        length += spoolLength;
+        accepted += spoolLength;
     }
 
     /// <summary>Gives up: nothing more is written, and finishing (or disposing) adds no trailer.</summary>
