@@ -48,7 +48,8 @@ public static class RestoreCommand
 
                 // The target is only read (never written) while the archive is verified, so both run
                 // together; an archive problem is reported first, whatever the target's state.
-                var inspecting = RestoreRunner.InspectAsync(target, signals.Token);
+                // On a pool thread: its first connection's JIT then runs beside the verification, not before it.
+                var inspecting = Task.Run(() => RestoreRunner.InspectAsync(target, signals.Token));
                 ExtractedArchive verified;
                 try
                 {
