@@ -48,39 +48,55 @@ public static class RestoreCommand
 
                 // The target is only read (never written) while the archive is verified, so both run
                 // together; an archive problem is reported first, whatever the target's state.
-                // On a pool thread: its first connection's JIT then runs beside the verification, not before it.
-                var inspecting = Task.Run(() => RestoreRunner.InspectAsync(target, signals.Token));
+                var inspecting = RestoreRunner.InspectAsync(target, options.PgBinDir, signals.Token);
+                var confirmed = parse.GetValue(yes);
+                var forced = parse.GetValue(force);
+                // A fresh target that may be restored without asking is loaded while the archive is
+                // verified; the feed holds back the dump's end until the archive is proven good.
+                var feed = new DumpFeed();
+                var loading = inspecting.ContinueWith(inspected =>
+                    inspected.IsCompletedSuccessfully && inspected.Result.FreshPublicSchema && RestoreRunner.Refusal(inspected.Result, confirmed, forced) is null
+                        ? RestoreRunner.LoadWhileVerifyingAsync(inspected.Result, options.PgBinDir, feed, target, signals.Token)
+                        : null, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
                 ExtractedArchive verified;
                 try
                 {
-                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, LimenCli.WithStartLine(steps), signals.Token));
+                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, LimenCli.WithStartLine(steps), signals.Token, feed));
                 }
                 catch
                 {
-                    // Observed so that an unreachable target does not also surface as an unobserved task exception.
                     await inspecting.ContinueWith(_ => { }, TaskScheduler.Default);
+                    if (await loading is { } abandoned)
+                    {
+                        await abandoned.ContinueWith(_ => { }, TaskScheduler.Default);
+                    }
+
                     throw;
                 }
 
                 using var verifiedArchive = verified;
                 var state = await inspecting;
-                var confirmed = parse.GetValue(yes);
-                if (!confirmed && !state.IsEmpty && (state.ServeConnections == 0 || parse.GetValue(force)))
+                var early = await loading;
+                if (early is null)
                 {
-                    confirmed = ConfirmOnTerminal(state);
-                }
+                    // Nothing was loaded: the feed never had a reader.
+                    if (!confirmed && !state.IsEmpty && (state.ServeConnections == 0 || forced))
+                    {
+                        confirmed = ConfirmOnTerminal(state);
+                    }
 
-                if (RestoreRunner.Refusal(state, confirmed, parse.GetValue(force)) is { } refusal)
-                {
-                    Console.Error.WriteLine($"REFUSED: {refusal}");
-                    Console.Error.WriteLine("Nothing was restored.");
-                    return LimenCli.ExitRefused;
+                    if (RestoreRunner.Refusal(state, confirmed, forced) is { } refusal)
+                    {
+                        Console.Error.WriteLine($"REFUSED: {refusal}");
+                        Console.Error.WriteLine("Nothing was restored.");
+                        return LimenCli.ExitRefused;
+                    }
                 }
 
                 var hypervisor = configuration.GetSection(HypervisorOptions.Section).Get<HypervisorOptions>() ?? new HypervisorOptions();
-                var request = new RestoreRequest(target, confirmed, parse.GetValue(force), options.PgBinDir,
+                var request = new RestoreRequest(target, confirmed, forced, options.PgBinDir,
                     parse.GetValue(redefine) ? hypervisor.Uri : null, parse.GetValue(withConfig) ? configuration.GetLimenOptions().FullStateDir : null);
-                var result = await Steps.OnConsoleAsync(steps => RestoreRunner.RestoreAsync(verified, request, steps, TimeProvider.System, signals.Token, state));
+                var result = await Steps.OnConsoleAsync(steps => RestoreRunner.RestoreAsync(verified, request, steps, TimeProvider.System, signals.Token, state, early));
                 Console.WriteLine($"Restored {verified.ArchivePath} into {DatabaseConnection.Describe(target)} in {result.Duration.TotalSeconds:0.0} s: " +
                     $"{result.RowCounts.Sum(c => c.Restored)} rows in {result.RowCounts.Count} tables match the manifest" +
                     (result.AppliedMigrations.Count > 0 ? $"; migrated forward ({string.Join(", ", result.AppliedMigrations)})" : "") + ".");

@@ -114,7 +114,7 @@ public static class BackupTestKit
 
     public static async Task<List<string>> RelationsAsync(string connectionString)
     {
-        var state = await RestoreRunner.InspectAsync(connectionString, CancellationToken.None);
+        var state = await RestoreRunner.InspectAsync(connectionString, null, CancellationToken.None);
         return [.. state.Relations];
     }
 

@@ -131,6 +131,44 @@ public sealed class DumpStreamingTests
     }
 
     [Fact]
+    public async Task A_fresh_target_is_loaded_while_the_archive_is_verified_and_a_file_damaged_after_the_dump_leaves_it_untouched()
+    {
+        await using var source = await TestDatabase.CreateAsync();
+        var environment = BackupTestKit.Environment(source.ConnectionString, BackupTestKit.TempDir());
+        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "migrate")).ExitCode);
+        await BackupTestKit.ExecuteAsync(source.ConnectionString, """
+            INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)
+            SELECT now(), md5(i::text), 'user' || (i % 50), 'vm.start', 'vm', md5((i * 7)::text), 'success', NULL, 'limen-test', jsonb_build_object('n', i)
+            FROM generate_series(1, 20000) AS i
+            """);
+        var output = BackupTestKit.TempDir();
+        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "backup", "--output", output)).ExitCode);
+        var archive = Assert.Single(Directory.GetFiles(output));
+        Assert.Equal("database.dump", BackupTestKit.EntryOrder(archive)[0]);
+
+        // A byte flipped in a CSV, which comes after the dump: pg_restore has had the whole dump but
+        // its last bytes, and must not commit.
+        var damaged = BackupTestKit.Repack(archive, dir => BackupTestKit.FlipByte(Path.Combine(dir, "metadata", "audit_logs.csv")));
+        await using (var target = await TestDatabase.CreateAsync())
+        {
+            var targetEnvironment = BackupTestKit.Environment(target.ConnectionString, BackupTestKit.TempDir());
+            var (exitCode, log) = await LimenProcess.RunAsync(targetEnvironment, "restore", damaged);
+
+            Assert.Equal(1, exitCode);
+            Assert.Contains("REFUSED: the archive cannot be trusted", log, StringComparison.Ordinal);
+            Assert.Contains("metadata/audit_logs.csv: sha256", log, StringComparison.Ordinal);
+            Assert.Empty(await BackupTestKit.RelationsAsync(target.ConnectionString));
+
+            // The same target, the intact archive: loaded while verified, committed, counts match.
+            (exitCode, log) = await LimenProcess.RunAsync(targetEnvironment, "restore", archive);
+
+            Assert.True(exitCode == 0, log);
+            Assert.Contains("loaded while the archive was verified", log, StringComparison.Ordinal);
+            Assert.Equal(20000, await target.ScalarAsync("SELECT count(*) FROM audit_logs"));
+        }
+    }
+
+    [Fact]
     public async Task A_dump_the_reader_cannot_follow_still_gives_csvs_and_counts_exported_apart_and_restores()
     {
         await using var server = await LimenTestServer.StartAsync();

@@ -61,7 +61,8 @@ public static partial class BackupArchive
     /// a known format version, and every file present with the manifest's size and sha256 — and
     /// nothing unlisted. Throws <see cref="ArchiveRejectedException"/> naming every problem found.
     /// </summary>
-    public static async Task<ExtractedArchive> OpenAsync(string archivePath, Action<double> progress, CancellationToken cancellationToken)
+    /// <param name="feed">Told how far the dump has been written out, so it can be loaded while the rest is checked.</param>
+    public static async Task<ExtractedArchive> OpenAsync(string archivePath, Action<double> progress, CancellationToken cancellationToken, DumpFeed? feed = null)
     {
         var path = Path.GetFullPath(archivePath);
         if (!File.Exists(path))
@@ -72,7 +73,7 @@ public static partial class BackupArchive
         var dir = CreateTemporaryDirectory(Path.GetTempPath(), "limen-restore-");
         try
         {
-            var extracted = await ExtractAsync(path, dir, progress, cancellationToken);
+            var extracted = await ExtractAsync(path, dir, progress, feed, cancellationToken);
             var manifest = Verify(dir, extracted);
             return new ExtractedArchive(path, new FileInfo(path).Length, dir, manifest);
         }
@@ -83,7 +84,8 @@ public static partial class BackupArchive
         }
     }
 
-    private static async Task<Dictionary<string, ManifestFile>> ExtractAsync(string path, string dir, Action<double> progress, CancellationToken cancellationToken)
+    private static async Task<Dictionary<string, ManifestFile>> ExtractAsync(
+        string path, string dir, Action<double> progress, DumpFeed? feed, CancellationToken cancellationToken)
     {
         await using var file = File.OpenRead(path);
         var header = new byte[2];
@@ -134,8 +136,14 @@ public static partial class BackupArchive
                     Directory.CreateDirectory(Path.GetDirectoryName(target)!, OwnerOnlyDir);
                     using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     long size = 0;
-                    await using (var output = new FileStream(target, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerOnly }))
+                    // Unbuffered: what a write returned for is in the file, where the feed's reader finds it.
+                    var fed = feed is not null && entry.Name == BackupManifest.DumpFile ? feed : null;
+                    await using (var output = new FileStream(target, new FileStreamOptions
                     {
+                        Mode = FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = OwnerOnly, BufferSize = 0, Share = FileShare.Read,
+                    }))
+                    {
+                        fed?.Started(target);
                         if (entry.DataStream is { } data)
                         {
                             // Inflating the next buffer and hashing + writing the last one run side by side
@@ -145,11 +153,12 @@ public static partial class BackupArchive
                             while ((read = await data.ReadAsync(buffers[0], cancellationToken)) > 0)
                             {
                                 await pending;
-                                var (full, count) = (buffers[0], read);
+                                var (full, count, upTo) = (buffers[0], read, size + read);
                                 pending = Task.Run(() =>
                                 {
                                     hash.AppendData(full, 0, count);
                                     output.Write(full, 0, count);
+                                    fed?.Wrote(upTo);
                                 }, cancellationToken);
                                 (buffers[0], buffers[1]) = (buffers[1], buffers[0]);
                                 size += read;
@@ -157,6 +166,8 @@ public static partial class BackupArchive
 
                             await pending;
                         }
+
+                        fed?.Completed();
                     }
 
                     if (size != entry.Length)

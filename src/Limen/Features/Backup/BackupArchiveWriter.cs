@@ -59,8 +59,8 @@ public sealed class BackupArchiveWriter : IAsyncDisposable
     /// being produced. The tar header, which holds the length, is reserved in front and filled in at
     /// the end. Returns the length.
     /// </summary>
-    /// <param name="observe">Sees each piece as it goes in (on the copying thread).</param>
-    public async Task<long> WriteStreamAsync(string name, Stream source, Action<ReadOnlyMemory<byte>> observe, CancellationToken cancellationToken)
+    /// <param name="observe">Sees each piece as it goes in, before the next is read (its memory is reused then).</param>
+    public async Task<long> WriteStreamAsync(string name, Stream source, Func<ReadOnlyMemory<byte>, ValueTask> observe, CancellationToken cancellationToken)
     {
         var header = await gzip.ReserveAsync(TarBlock, cancellationToken);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -71,7 +71,7 @@ public sealed class BackupArchiveWriter : IAsyncDisposable
         {
             hash.AppendData(buffer, 0, read);
             await gzip.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            observe(buffer.AsMemory(0, read));
+            await observe(buffer.AsMemory(0, read));
             size += read;
         }
 

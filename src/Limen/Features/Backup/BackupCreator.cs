@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using System.Threading.Channels;
 using Limen.Data;
 using Npgsql;
 
@@ -248,22 +250,37 @@ public static partial class BackupCreator
             csvs.Add(csv);
             return new CopyTextToCsv(csv, table.Columns, export.Columns ?? table.Columns);
         });
+        // The CSVs are written on their own thread from copies of the pieces, so that reading them
+        // never holds up the pipe pg_dump writes to (bounded: at most 8 pieces wait).
+        var pieces = Channel.CreateBounded<(byte[] Buffer, int Count)>(new BoundedChannelOptions(8) { SingleReader = true, SingleWriter = true });
         UnreadableDumpException? unreadable = null;
-        void Observe(ReadOnlyMemory<byte> piece)
+        var reading = Task.Run(async () =>
         {
-            if (unreadable is not null)
+            await foreach (var (buffer, count) in pieces.Reader.ReadAllAsync(CancellationToken.None))
             {
-                return;
+                try
+                {
+                    if (unreadable is null)
+                    {
+                        reader.Feed(buffer.AsSpan(0, count));
+                    }
+                }
+                catch (UnreadableDumpException e)
+                {
+                    unreadable = e;
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
-
-            try
-            {
-                reader.Feed(piece.Span);
-            }
-            catch (UnreadableDumpException e)
-            {
-                unreadable = e;
-            }
+        }, CancellationToken.None);
+        ValueTask Observe(ReadOnlyMemory<byte> piece)
+        {
+            var copy = ArrayPool<byte>.Shared.Rent(piece.Length);
+            piece.CopyTo(copy);
+            // Bounded: waits while the CSV thread is 8 pieces behind.
+            return pieces.Writer.WriteAsync((copy, piece.Length), cancellationToken);
         }
 
         using var process = PgTools.Start(tools.PgDump, args, environment);
@@ -275,6 +292,8 @@ public static partial class BackupCreator
         }
         finally
         {
+            pieces.Writer.Complete();
+            await reading;
             // Cancelled or failed while copying: pg_dump must not go on reading the database.
             await PgTools.WaitAsync(process, cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None);
         }
