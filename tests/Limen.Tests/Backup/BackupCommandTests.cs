@@ -190,15 +190,11 @@ public sealed class BackupCommandTests
     {
         await using var server = await LimenTestServer.StartAsync();
         // pg_dump that answers --version like the real one and then fails, as it does on a lost connection mid-dump.
-        var bin = BackupTestKit.TempDir();
-        const string real = "/usr/lib/postgresql/15/bin";
-        await File.WriteAllTextAsync(Path.Combine(bin, "pg_dump"),
-            $"#!/bin/sh\n[ \"$1\" = --version ] && exec {real}/pg_dump --version\n" +
-            "for a; do case $a in --file=*) echo partial > \"${a#--file=}\";; esac; done\n" +
+        // It writes part of an archive first, as pg_dump does to its output before the connection drops.
+        var bin = await BackupTestKit.PgBinWithAsync(
+            "[ \"$1\" = --version ] && exec $REAL/pg_dump --version\n" +
+            "printf 'PGDMP partial'\n" +
             "echo 'pg_dump: error: connection to server lost' >&2\nexit 1\n");
-        File.SetUnixFileMode(Path.Combine(bin, "pg_dump"), (UnixFileMode)Convert.ToInt32("755", 8));
-        File.CreateSymbolicLink(Path.Combine(bin, "pg_restore"), $"{real}/pg_restore");
-        File.CreateSymbolicLink(Path.Combine(bin, "psql"), $"{real}/psql");
         var output = BackupTestKit.TempDir();
         var environment = BackupTestKit.Environment(server.Database.ConnectionString, server.StateDir);
         environment["Limen__Backup__PgBinDir"] = bin;

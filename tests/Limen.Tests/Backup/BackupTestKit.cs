@@ -55,6 +55,39 @@ public static class BackupTestKit
         return new SeedData(aliceId, bobId, running, stopped);
     }
 
+    /// <summary>A new test database with Limen's schema, and the `limen` environment that points at it.</summary>
+    public static async Task<(TestDatabase Database, Dictionary<string, string> Environment)> MigratedDatabaseAsync()
+    {
+        var database = await TestDatabase.CreateAsync();
+        var environment = Environment(database.ConnectionString, TempDir());
+        var (exitCode, log) = await LimenProcess.RunAsync(environment, "migrate");
+        Assert.True(exitCode == 0, log);
+        return (database, environment);
+    }
+
+    /// <summary><paramref name="count"/> audit rows of varied text (about 330 bytes each in the dump and again in the CSV).</summary>
+    public static Task InsertAuditRowsAsync(string connectionString, int count) => ExecuteAsync(connectionString, $"""
+        INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)
+        SELECT now() - i * interval '1 second', md5(i::text), 'user' || (i % 50), 'vm.start', 'vm', md5((i * 7)::text), 'success',
+               '10.0.' || (i % 250) || '.' || (i % 200), 'limen-test ' || md5((i * 13)::text), jsonb_build_object('n', i, 's', 'x,"y"')
+        FROM generate_series(1, {count}) AS i
+        """);
+
+    /// <summary>
+    /// A folder for Limen:Backup:PgBinDir whose pg_dump is <paramref name="pgDumpScript"/> (a shell
+    /// script; $REAL is the real tools' folder) beside the real pg_restore and psql.
+    /// </summary>
+    public static async Task<string> PgBinWithAsync(string pgDumpScript)
+    {
+        const string real = "/usr/lib/postgresql/15/bin";
+        var bin = TempDir();
+        await File.WriteAllTextAsync(Path.Combine(bin, "pg_dump"), $"#!/bin/sh\nREAL={real}\n{pgDumpScript}");
+        File.SetUnixFileMode(Path.Combine(bin, "pg_dump"), (UnixFileMode)Convert.ToInt32("755", 8));
+        File.CreateSymbolicLink(Path.Combine(bin, "pg_restore"), $"{real}/pg_restore");
+        File.CreateSymbolicLink(Path.Combine(bin, "psql"), $"{real}/psql");
+        return bin;
+    }
+
     /// <summary>Unpacks an archive into a fresh folder (no verification: tests damage archives on purpose).</summary>
     public static string Extract(string archive)
     {

@@ -88,9 +88,8 @@ public sealed class DumpStreamingTests
     [Fact]
     public async Task The_csvs_read_from_the_dump_equal_the_servers_csv_byte_for_byte_and_the_counts_match()
     {
-        await using var source = await TestDatabase.CreateAsync();
-        var environment = BackupTestKit.Environment(source.ConnectionString, BackupTestKit.TempDir());
-        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "migrate")).ExitCode);
+        var (source, environment) = await BackupTestKit.MigratedDatabaseAsync();
+        await using var sourceDatabase = source;
         // Every escape COPY text has and every reason CSV quotes: commas, quotes, CR, LF, tabs,
         // backslashes, empty strings against NULLs, non-ASCII, a lone "\.", plus many plain rows.
         await BackupTestKit.ExecuteAsync(source.ConnectionString, """
@@ -99,11 +98,8 @@ public sealed class DumpStreamingTests
               (now(), 'r1', 'a,b', 'vm.start', 'vm', 'say "hi"', 'success', NULL, E'line1\nline2\r\nend', '{"k": "v,\"w\""}'),
               (now(), 'r2', '', 'vm.stop', 'vm', E'tab\there', 'failure', '10.0.0.1', E'back\\slash \\N not null', '{}'),
               (now(), 'r3', 'ünïcødé ✓', 'vm.x', 'vm', '\.', 'success', NULL, NULL, NULL);
-            INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)
-            SELECT now() - i * interval '1 second', md5(i::text), 'user' || (i % 50), 'vm.start', 'vm', md5((i * 7)::text), 'success',
-                   '10.0.' || (i % 250) || '.' || (i % 200), 'limen-test ' || md5((i * 13)::text), jsonb_build_object('n', i, 's', 'x,"y"')
-            FROM generate_series(1, 30000) AS i;
             """);
+        await BackupTestKit.InsertAuditRowsAsync(source.ConnectionString, 30000);
         var output = BackupTestKit.TempDir();
 
         var (exitCode, log) = await LimenProcess.RunAsync(environment, "backup", "--output", output);
@@ -133,14 +129,9 @@ public sealed class DumpStreamingTests
     [Fact]
     public async Task A_fresh_target_is_loaded_while_the_archive_is_verified_and_a_file_damaged_after_the_dump_leaves_it_untouched()
     {
-        await using var source = await TestDatabase.CreateAsync();
-        var environment = BackupTestKit.Environment(source.ConnectionString, BackupTestKit.TempDir());
-        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "migrate")).ExitCode);
-        await BackupTestKit.ExecuteAsync(source.ConnectionString, """
-            INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)
-            SELECT now(), md5(i::text), 'user' || (i % 50), 'vm.start', 'vm', md5((i * 7)::text), 'success', NULL, 'limen-test', jsonb_build_object('n', i)
-            FROM generate_series(1, 20000) AS i
-            """);
+        var (source, environment) = await BackupTestKit.MigratedDatabaseAsync();
+        await using var sourceDatabase = source;
+        await BackupTestKit.InsertAuditRowsAsync(source.ConnectionString, 20000);
         var output = BackupTestKit.TempDir();
         Assert.Equal(0, (await LimenProcess.RunAsync(environment, "backup", "--output", output)).ExitCode);
         var archive = Assert.Single(Directory.GetFiles(output));
@@ -174,12 +165,7 @@ public sealed class DumpStreamingTests
         await using var server = await LimenTestServer.StartAsync();
         await BackupTestKit.SeedAsync(server);
         // A pg_dump that compresses despite --compress=0 (a later -Z wins): the reader refuses compressed archives.
-        var bin = BackupTestKit.TempDir();
-        const string real = "/usr/lib/postgresql/15/bin";
-        await File.WriteAllTextAsync(Path.Combine(bin, "pg_dump"), $"#!/bin/sh\nexec {real}/pg_dump \"$@\" ${{1:+--compress=6}}\n");
-        File.SetUnixFileMode(Path.Combine(bin, "pg_dump"), (UnixFileMode)Convert.ToInt32("755", 8));
-        File.CreateSymbolicLink(Path.Combine(bin, "pg_restore"), $"{real}/pg_restore");
-        File.CreateSymbolicLink(Path.Combine(bin, "psql"), $"{real}/psql");
+        var bin = await BackupTestKit.PgBinWithAsync("exec $REAL/pg_dump \"$@\" ${1:+--compress=6}\n");
         var output = BackupTestKit.TempDir();
         var environment = BackupTestKit.Environment(server.Database.ConnectionString, server.StateDir);
         environment["Limen__Backup__PgBinDir"] = bin;

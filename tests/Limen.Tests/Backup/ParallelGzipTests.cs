@@ -53,16 +53,10 @@ public sealed class ParallelGzipTests
     [Fact]
     public async Task A_backup_of_several_chunks_is_read_by_tar_restores_and_refuses_a_flipped_byte_before_touching_the_target()
     {
-        await using var source = await TestDatabase.CreateAsync();
-        var environment = BackupTestKit.Environment(source.ConnectionString, BackupTestKit.TempDir());
-        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "migrate")).ExitCode);
+        var (source, environment) = await BackupTestKit.MigratedDatabaseAsync();
+        await using var sourceDatabase = source;
         // About 20 MB of dump and CSVs: many chunks, compressed on every core.
-        await BackupTestKit.ExecuteAsync(source.ConnectionString, """
-            INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)
-            SELECT now() - i * interval '1 second', md5(i::text), 'user' || (i % 50), 'vm.start', 'vm', md5((i * 7)::text), 'success',
-                   '10.0.' || (i % 250) || '.' || (i % 200), 'limen-test ' || md5((i * 13)::text), jsonb_build_object('n', i)
-            FROM generate_series(1, 60000) AS i
-            """);
+        await BackupTestKit.InsertAuditRowsAsync(source.ConnectionString, 60000);
         var output = BackupTestKit.TempDir();
         var (exitCode, log) = await LimenProcess.RunAsync(environment, "backup", "--output", output);
         Assert.True(exitCode == 0, log);

@@ -117,6 +117,22 @@ public static class RestoreRunner
             int.Parse(answer[1], CultureInfo.InvariantCulture) / 10000, answer[3] == "t" && relations.Count == 0);
     }
 
+    /// <summary>Opens and closes one Npgsql connection, so the first one that matters finds Npgsql compiled; failures are left to that one.</summary>
+    public static async Task WarmUpAsync(string connectionString)
+    {
+        try
+        {
+            await using var connection = new NpgsqlConnection(WithApplicationName(connectionString));
+            await connection.OpenAsync();
+            await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_class WHERE false", connection);
+            await command.ExecuteScalarAsync();
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            // Unreachable or refused: the inspection says so in its own words.
+        }
+    }
+
     /// <summary>Why restore must not go ahead on <paramref name="target"/>, or null.</summary>
     public static string? Refusal(TargetState target, bool confirmed, bool force) =>
         target.ServeConnections > 0 && !force
