@@ -208,10 +208,12 @@ public static class HostileCases
             }
 
             // Text changes can undo each other ("empty body" then the tail "{}" is a plain empty object):
-            // when the final text is still a well-formed JSON object, none of them is wrong for sure.
+            // when the final text is still a well-formed JSON object, none of them is wrong for sure —
+            // nor, when that text is no longer the members' own rendering, any change to the members.
             if (draft.Bytes is null && draft.Text is { } text && IsJsonObject(text))
             {
-                applied = applied.Select(m => m.Stage == 4 ? m with { Part = m.Part with { Definite = false } } : m).ToList();
+                var rewritten = text != draft.Render();
+                applied = applied.Select(m => m.Stage == 4 || rewritten ? m with { Part = m.Part with { Definite = false } } : m).ToList();
             }
 
             // Where unknown members are skipped, a wrong value under a renamed member is skipped with it.

@@ -256,23 +256,32 @@ public static partial class BackupCreator
         UnreadableDumpException? unreadable = null;
         var reading = Task.Run(async () =>
         {
-            await foreach (var (buffer, count) in pieces.Reader.ReadAllAsync(CancellationToken.None))
+            try
             {
-                try
+                await foreach (var (buffer, count) in pieces.Reader.ReadAllAsync(CancellationToken.None))
                 {
-                    if (unreadable is null)
+                    try
                     {
-                        reader.Feed(buffer.AsSpan(0, count));
+                        if (unreadable is null)
+                        {
+                            reader.Feed(buffer.AsSpan(0, count));
+                        }
+                    }
+                    catch (UnreadableDumpException e)
+                    {
+                        unreadable = e;
+                    }
+                    finally
+                    {
+                        ArrayPool<byte>.Shared.Return(buffer);
                     }
                 }
-                catch (UnreadableDumpException e)
-                {
-                    unreadable = e;
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
+            }
+            catch (Exception e)
+            {
+                // A spool could not be written (disk full): the copy loop must not wait on a reader that is gone.
+                pieces.Writer.TryComplete(e);
+                throw;
             }
         }, CancellationToken.None);
         ValueTask Observe(ReadOnlyMemory<byte> piece)
@@ -292,7 +301,7 @@ public static partial class BackupCreator
         }
         finally
         {
-            pieces.Writer.Complete();
+            pieces.Writer.TryComplete();
             await reading;
             // Cancelled or failed while copying: pg_dump must not go on reading the database.
             await PgTools.WaitAsync(process, cancellationToken.IsCancellationRequested ? cancellationToken : CancellationToken.None);
