@@ -13,7 +13,7 @@ namespace Limen.Features.Backup;
 /// gzip reader (gzip, tar xzf, .NET's GZipStream, older Limen) reads it as a single stream; only the
 /// 32 KiB back-reference window does not reach across a chunk boundary (about 0.1 % larger output).
 /// <para>
-/// <see cref="Reserve"/> leaves room for bytes known only later (a tar header whose size field
+/// <see cref="ReserveAsync"/> leaves room for bytes known only later (a tar header whose size field
 /// waits for the end of a streamed file): they go out as one stored block, whose compressed size
 /// is its length plus five, and are written in place before the trailer.
 /// </para>
@@ -123,17 +123,14 @@ public sealed class ParallelGzipStream : Stream
                 await WriteOldestAsync(cancellationToken);
             }
 
-            finished = true;
-            if (raw)
+            if (!raw)
             {
-                return;
+                await WriteReservationsAsync(cancellationToken);
+                var trailer = new byte[8];
+                BinaryPrimitives.WriteUInt32LittleEndian(trailer, CombinedCrc());
+                BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(4), unchecked((uint)length));
+                await Guard(output.WriteAsync(trailer, cancellationToken));
             }
-
-            await WriteReservationsAsync(cancellationToken);
-            var trailer = new byte[8];
-            BinaryPrimitives.WriteUInt32LittleEndian(trailer, CombinedCrc());
-            BinaryPrimitives.WriteUInt32LittleEndian(trailer.AsSpan(4), unchecked((uint)length));
-            await Guard(output.WriteAsync(trailer, cancellationToken));
         }
 
         finished = true;
@@ -151,26 +148,35 @@ public sealed class ParallelGzipStream : Stream
     /// </summary>
     public async ValueTask AppendDeflatedAsync(Stream deflated, uint spoolCrc, long spoolLength, CancellationToken cancellationToken)
     {
+        await EndSegmentAsync(new Segment(spoolCrc, spoolLength, null), cancellationToken);
+        while (inFlight.Count > 0)
+        {
+            await WriteOldestAsync(cancellationToken);
+        }
+
+        var spliced = deflated.Length - deflated.Position;
+        await Guard(new ValueTask(deflated.CopyToAsync(output, 1 << 20, cancellationToken)));
+        written += spliced;
+        length += spoolLength;
+        accepted += spoolLength;
+    }
+
+    /// <summary>
+    /// Ends the current chunk (a sync flush leaves the stream byte-aligned, where a stored block or a
+    /// spliced spool may start) and the current CRC stretch, which <paramref name="next"/> follows.
+    /// </summary>
+    private async ValueTask EndSegmentAsync(Segment next, CancellationToken cancellationToken)
+    {
         ObjectDisposedException.ThrowIf(finished, this);
         if (filled > 0 || !headerWritten)
         {
             await DispatchAsync(last: false, cancellationToken);
         }
 
-        while (inFlight.Count > 0)
-        {
-            await WriteOldestAsync(cancellationToken);
-        }
-
-        var before = output.CanSeek ? output.Position : -1;
-        await Guard(new ValueTask(deflated.CopyToAsync(output, 1 << 20, cancellationToken)));
-        written += output.CanSeek ? output.Position - before : deflated.Length;
         segments.Add(new Segment(crc.GetCurrentHashAsUInt32(), crcLength, null));
-        segments.Add(new Segment(spoolCrc, spoolLength, null));
+        segments.Add(next);
         crc = new Crc32();
         crcLength = 0;
-        length += spoolLength;
-        accepted += spoolLength;
     }
 
     /// <summary>Gives up: nothing more is written, and finishing (or disposing) adds no trailer.</summary>
@@ -246,24 +252,14 @@ public sealed class ParallelGzipStream : Stream
     /// </summary>
     public async ValueTask<Reservation> ReserveAsync(int size, CancellationToken cancellationToken)
     {
-        ObjectDisposedException.ThrowIf(finished, this);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(size, ushort.MaxValue);
         if (!output.CanSeek)
         {
             throw new NotSupportedException("Reserving room needs a seekable output.");
         }
 
-        // What came before ends its chunk here (a sync flush leaves the stream byte-aligned, where a stored block may start).
-        if (filled > 0 || !headerWritten)
-        {
-            await DispatchAsync(last: false, cancellationToken);
-        }
-
         var reservation = new Reservation(size);
-        segments.Add(new Segment(crc.GetCurrentHashAsUInt32(), crcLength, null));
-        segments.Add(new Segment(0, size, reservation));
-        crc = new Crc32();
-        crcLength = 0;
+        await EndSegmentAsync(new Segment(0, size, reservation), cancellationToken);
         inFlight.Enqueue(Task.FromResult(new Compressed(new byte[StoredBlockOverhead + size], size, reservation)));
         accepted += size;
         return reservation;
