@@ -87,14 +87,18 @@ start_postgres() {
   (umask 077 && printf 'postgres://limen:%s@127.0.0.1:%s/limen\n' "$pw" "$LIMEN_PG_PORT" > "$LIMEN_STATE_DIR/database-url")
 }
 
+# build_limen: Limen as run.sh and the benches start it, published ReadyToRun (precompiled; see
+# Limen.csproj): a one-shot command such as `limen backup` otherwise spends a tenth of its CPU in the
+# JIT. Incremental: an unchanged tree publishes in about 2 s. The tests run their own build.
 build_limen() {
   ensure_dotnet
   ensure_npm
   log "Building Limen"
-  dotnet build "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -nologo -v quiet -clp:ErrorsOnly >&2
+  dotnet publish "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -r "$LIMEN_RID" --self-contained false -nologo -v quiet -clp:ErrorsOnly >&2
 }
 
-LIMEN_DLL=$REPO_ROOT/src/Limen/bin/Release/net10.0/limen.dll
+LIMEN_RID=linux-$(case $(uname -m) in aarch64) echo arm64 ;; *) echo x64 ;; esac)
+LIMEN_DLL=$REPO_ROOT/src/Limen/bin/Release/net10.0/$LIMEN_RID/publish/limen.dll
 
 # psql_limen SQL...: runs SQL as the limen role on the state directory's cluster.
 psql_limen() {

@@ -17,6 +17,8 @@ namespace Limen.Features.Backup;
 public sealed class BackupArchiveWriter : IAsyncDisposable
 {
     private const int TarBlock = 512;
+    /// <summary>pg_dump's 4 KiB writes are handed on in pieces of at least this much (see <see cref="GatheredReads"/>).</summary>
+    private const int GatherBytes = 256 << 10;
     private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 
     private readonly string finalPath;
@@ -64,15 +66,13 @@ public sealed class BackupArchiveWriter : IAsyncDisposable
     {
         var header = await gzip.ReserveAsync(TarBlock, cancellationToken);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 20];
         long size = 0;
-        int read;
-        while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+        await foreach (var piece in GatheredReads.ReadAsync(source, GatherBytes, cancellationToken))
         {
-            hash.AppendData(buffer, 0, read);
-            await gzip.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            await observe(buffer.AsMemory(0, read));
-            size += read;
+            hash.AppendData(piece.Span);
+            await gzip.WriteAsync(piece, cancellationToken);
+            await observe(piece);
+            size += piece.Length;
         }
 
         await gzip.WriteAsync(new byte[(TarBlock - (int)(size % TarBlock)) % TarBlock], cancellationToken);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.IO.Hashing;
@@ -32,7 +33,9 @@ public sealed class ParallelGzipStream : Stream
     private readonly CompressionLevel level;
     private readonly int maxInFlight;
     private readonly Queue<Task<Compressed>> inFlight = new();
-    private byte[] chunk = new byte[ChunkSize];
+    // Chunks and their compressed output are rented and given back once written: a fresh 1 MiB
+    // array per chunk is a large-object allocation, zeroed, and a collection every few of them.
+    private byte[]? chunk;
     private int filled;
     private Crc32 crc = new();
     private long crcLength;
@@ -207,6 +210,7 @@ public sealed class ParallelGzipStream : Stream
     private int Fill(ReadOnlySpan<byte> buffer)
     {
         ObjectDisposedException.ThrowIf(finished, this);
+        chunk ??= ArrayPool<byte>.Shared.Rent(ChunkSize);
         var take = Math.Min(buffer.Length, ChunkSize - filled);
         buffer[..take].CopyTo(chunk.AsSpan(filled));
         filled += take;
@@ -223,12 +227,12 @@ public sealed class ParallelGzipStream : Stream
             headerWritten = true;
         }
 
-        var data = chunk;
+        var data = chunk ?? ArrayPool<byte>.Shared.Rent(ChunkSize);
         var count = filled;
         crc.Append(data.AsSpan(0, count));
         crcLength += count;
         inFlight.Enqueue(Task.Run(() => Compress(data, count, last), cancellationToken));
-        chunk = new byte[ChunkSize];
+        chunk = null;
         filled = 0;
         // Output goes out in order; waiting for the oldest bounds memory and keeps every core busy.
         while (inFlight.Count >= maxInFlight)
@@ -244,6 +248,10 @@ public sealed class ParallelGzipStream : Stream
         await Guard(output.WriteAsync(done.Deflated, cancellationToken));
         written += done.Deflated.Length;
         length += done.Length;
+        if (done.Rented is { } rented)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     /// <summary>
@@ -330,30 +338,34 @@ public sealed class ParallelGzipStream : Stream
 
     private Compressed Compress(byte[] data, int count, bool last)
     {
-        var compressed = new MemoryStream(count / 2 + 64);
+        // Room for deflate's worst case (stored blocks: a few bytes per 16 KiB) and the flushes.
+        var room = ArrayPool<byte>.Shared.Rent(count + count / 64 + 1024);
+        var compressed = new MemoryStream(room, 0, room.Length, writable: true, publiclyVisible: true);
         ReadOnlyMemory<byte> deflated;
         using (var deflate = new DeflateStream(compressed, level, leaveOpen: true))
         {
             deflate.Write(data, 0, count);
+            ArrayPool<byte>.Shared.Return(data);
             // A sync flush ends the chunk on a byte boundary with an empty stored block; what
             // disposing adds after it (the final block) belongs only at the very end of the stream.
             deflate.Flush();
-            deflated = compressed.GetBuffer().AsMemory(0, (int)compressed.Length);
+            deflated = room.AsMemory(0, (int)compressed.Position);
         }
 
         if (last)
         {
             // An empty DeflateStream writes nothing at all; the stream still needs its final block
             // (an empty fixed-Huffman block, the two bytes zlib itself writes).
-            deflated = compressed.Length > 0 ? compressed.GetBuffer().AsMemory(0, (int)compressed.Length) : EmptyFinalBlock;
+            deflated = compressed.Position > 0 ? room.AsMemory(0, (int)compressed.Position) : EmptyFinalBlock;
         }
 
-        return new Compressed(deflated, count, null);
+        return new Compressed(deflated, count, null, room);
     }
 
     private const int StoredBlockOverhead = 5;
 
-    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, long Length, Reservation? Reservation);
+    /// <param name="Rented">The pool's array that <paramref name="Deflated"/> lies in, given back once written.</param>
+    private sealed record Compressed(ReadOnlyMemory<byte> Deflated, long Length, Reservation? Reservation, byte[]? Rented = null);
 
     private sealed record Segment(uint Crc, long Length, Reservation? Reservation);
 
