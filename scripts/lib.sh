@@ -94,7 +94,16 @@ build_limen() {
   ensure_dotnet
   ensure_npm
   log "Building Limen"
-  dotnet publish "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -r "$LIMEN_RID" --self-contained false -nologo -v quiet -clp:ErrorsOnly >&2
+  local publish=(dotnet publish "$REPO_ROOT/src/Limen/Limen.csproj" -c Release -r "$LIMEN_RID" --self-contained false -nologo -v quiet -clp:ErrorsOnly)
+  "${publish[@]}" >&2
+  # A publish killed half-way (Ctrl-C) can leave precompiled images that look up to date but abort
+  # at start; the next publish would reuse them. Starting it once tells, and a clean publish mends it.
+  if ! dotnet "$LIMEN_DLL" --version >/dev/null 2>&1; then
+    log "The published build does not start; publishing it again from scratch"
+    rm -rf "$REPO_ROOT"/src/*/obj/Release/net10.0/"$LIMEN_RID" "$REPO_ROOT"/src/*/bin/Release/net10.0/"$LIMEN_RID"
+    "${publish[@]}" >&2
+    dotnet "$LIMEN_DLL" --version >/dev/null
+  fi
 }
 
 LIMEN_RID=linux-$(case $(uname -m) in aarch64) echo arm64 ;; *) echo x64 ;; esac)

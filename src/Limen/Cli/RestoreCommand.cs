@@ -48,10 +48,8 @@ public static class RestoreCommand
 
                 // The target is only read (never written) while the archive is verified, so both run
                 // together; an archive problem is reported first, whatever the target's state.
-                // Both on pool threads, beside the verification: inspecting starts psql (a process start is
-                // not free), and Npgsql's first connection, which the checks after the load need, costs about 0.2 s of JIT.
+                // On a pool thread, beside the verification: inspecting starts psql (a process start is not free).
                 var inspecting = Task.Run(() => RestoreRunner.InspectAsync(target, options.PgBinDir, signals.Token));
-                var warming = Task.Run(() => RestoreRunner.WarmUpAsync(target), CancellationToken.None);
                 var confirmed = parse.GetValue(yes);
                 var forced = parse.GetValue(force);
                 // A fresh target that may be restored without asking is loaded while the archive is
@@ -78,7 +76,6 @@ public static class RestoreCommand
                 }
 
                 using var verifiedArchive = verified;
-                await warming;
                 var state = await inspecting;
                 var early = await loading;
                 if (early is null)

@@ -73,6 +73,9 @@ public static partial class BackupCreator
                 steps.Note("note: this database's schema predates backup records (run `limen migrate`); this run is not recorded.");
             }
 
+            // For the manifest; asked beside the dump rather than before it.
+            var dumpVersion = tools.DumpVersionAsync(cancellationToken);
+
             var state = await steps.RunAsync("Take a consistent snapshot", async step =>
             {
                 var taken = await ReadSnapshotAsync(session!, cancellationToken);
@@ -101,6 +104,7 @@ public static partial class BackupCreator
 
             var (manifest, size) = await steps.RunAsync("Write the archive", async step =>
             {
+                var pgDumpVersion = await dumpVersion;
                 var notes = new List<string>(state.Notes);
                 if (missing.Count > 0)
                 {
@@ -115,7 +119,7 @@ public static partial class BackupCreator
                 await archive.WriteStagedAsync(staging, step.Report, cancellationToken);
                 var written = await archive.CompleteAsync(files => new BackupManifest(
                     BackupManifest.FormatName, BackupManifest.CurrentFormatVersion, createdAt, VersionInfo.Version, state.SchemaMigration,
-                    serverVersion, tools.DumpVersion, DatabaseConnection.Describe(connectionString), recorded ? runId : null, state.RowCounts, files, missing, notes),
+                    serverVersion, pgDumpVersion, DatabaseConnection.Describe(connectionString), recorded ? runId : null, state.RowCounts, files, missing, notes),
                     cancellationToken);
                 step.Detail = $"{archivePath} ({Size(written.Size)})";
                 return written;

@@ -63,34 +63,27 @@ public static class BackupRunLog
             ("archive", archivePath), ("size", archiveSize), ("report", reportPath), ("error", error));
     }
 
-    /// <summary>A finished run in one row (restore records itself this way, after the data it replaced is gone).</summary>
-    public static Task<bool> RecordAsync(
-        string connectionString, string kind, bool succeeded, DateTimeOffset startedAt, DateTimeOffset finishedAt, string? archivePath, long? archiveSize,
-        CancellationToken cancellationToken)
-    {
-        const string sql = """
-            INSERT INTO backup_runs (id, kind, status, started_at, finished_at, archive_path, archive_size_bytes, hostname)
-            VALUES (@id, @kind, @status, @started, @finished, @archive, @size, @host)
-            """;
-        return ExecuteAsync(connectionString, sql, cancellationToken,
-            ("id", Guid.NewGuid()), ("kind", kind), ("status", succeeded ? BackupRunStatuses.Succeeded : BackupRunStatuses.Failed),
-            ("started", startedAt), ("finished", finishedAt), ("archive", archivePath), ("size", archiveSize), ("host", Environment.MachineName));
-    }
-
     /// <summary>
-    /// The archive's own backup run was still "running" inside its snapshot; once that archive has
-    /// been restored it has demonstrably succeeded, so the restored database says so (and its
-    /// backup-age metric starts from that archive instead of "never").
+    /// A restore's own run, in one finished row, and the restored archive's run marked succeeded:
+    /// that run was still "running" inside its snapshot; once its archive has been restored it has
+    /// demonstrably succeeded, so the restored database says so (and its backup-age metric starts
+    /// from that archive instead of "never"). psql commands for the restore's session, with the
+    /// variables of <see cref="PsqlVariables"/>; they print "t" when recorded, "f" when the
+    /// restored schema has no backup_runs table.
     /// </summary>
-    public static Task<bool> MarkArchiveSucceededAsync(string connectionString, Guid runId, DateTimeOffset createdAt, string archivePath, long size, CancellationToken cancellationToken)
-    {
-        const string sql = """
-            UPDATE backup_runs SET status = @status, finished_at = @finished, archive_path = @archive, archive_size_bytes = @size
-            WHERE id = @id AND status = 'running'
-            """;
-        return ExecuteAsync(connectionString, sql, cancellationToken,
-            ("id", runId), ("status", BackupRunStatuses.Succeeded), ("finished", createdAt), ("archive", archivePath), ("size", size));
-    }
+    public static string RestoredInPsql(DateTimeOffset finishedAt, long archiveSize, BackupManifest archive) => $"""
+        \set limen_run_finished '{finishedAt:O}'
+        SELECT to_regclass('public.backup_runs') IS NOT NULL AS limen_has_runs \gset
+        \if :limen_has_runs
+        INSERT INTO backup_runs (id, kind, status, started_at, finished_at, archive_path, archive_size_bytes, hostname)
+        VALUES (:'limen_run_id', :'limen_run_kind', 'succeeded', :'limen_run_started', :'limen_run_finished', :'limen_run_archive', {archiveSize}, :'limen_run_host');
+        {(archive.BackupRunId is { } runId ? $"""
+            UPDATE backup_runs SET status = 'succeeded', finished_at = '{archive.CreatedAt:O}', archive_path = :'limen_run_archive', archive_size_bytes = {archiveSize}
+            WHERE id = '{runId}' AND status = 'running';
+            """ : "")}
+        \endif
+        \echo :limen_has_runs
+        """;
 
     /// <summary>Finished time of the newest succeeded run of <paramref name="kind"/>, or null (never).</summary>
     public static async Task<DateTimeOffset?> LastSuccessAsync(NpgsqlConnection connection, string kind, CancellationToken cancellationToken)

@@ -14,20 +14,28 @@ public sealed partial class PgTools
 {
     private const string VersionedRoot = "/usr/lib/postgresql";
 
-    private PgTools(string binDir, string dumpVersion, int major)
+    private Task<string>? dumpVersion;
+
+    private PgTools(string binDir, string? dumpVersion, int major)
     {
         BinDir = binDir;
-        DumpVersion = dumpVersion;
+        this.dumpVersion = dumpVersion is null ? null : Task.FromResult(dumpVersion);
         Major = major;
     }
 
     public string BinDir { get; }
 
-    /// <summary>The tools' major version (pg_dump --version).</summary>
+    /// <summary>The tools' major version (Debian's folder name, else pg_dump --version).</summary>
     public int Major { get; }
 
-    /// <summary>pg_dump --version, recorded in the manifest.</summary>
-    public string DumpVersion { get; }
+    /// <summary>pg_dump --version, recorded in the manifest; asked once, when first needed.</summary>
+    public Task<string> DumpVersionAsync(CancellationToken cancellationToken) => dumpVersion ??= AskDumpVersionAsync(cancellationToken);
+
+    private async Task<string> AskDumpVersionAsync(CancellationToken cancellationToken)
+    {
+        var (exitCode, output) = await RunAsync(PgDump, ["--version"], null, cancellationToken);
+        return exitCode == 0 ? output.Trim() : throw new BackupFailedException($"{PgDump} --version failed (exit code {exitCode}): {output}");
+    }
 
     public string PgDump => Path.Combine(BinDir, "pg_dump");
     public string PgRestore => Path.Combine(BinDir, "pg_restore");
@@ -40,13 +48,20 @@ public sealed partial class PgTools
     /// </summary>
     public static async Task<PgTools> ResolveAsync(string? configured, int serverMajor, CancellationToken cancellationToken)
     {
-        var candidates = configured is not null ? [configured] : Candidates(serverMajor);
+        var candidates = configured is not null ? [(configured, null)] : Candidates(serverMajor);
         var seen = new List<string>();
-        foreach (var dir in candidates)
+        foreach (var (dir, versionedMajor) in candidates)
         {
             if (!File.Exists(Path.Combine(dir, "pg_dump")) || !File.Exists(Path.Combine(dir, "pg_restore")) || !File.Exists(Path.Combine(dir, "psql")))
             {
                 continue;
+            }
+
+            // Debian installs major N's client as /usr/lib/postgresql/N/bin (postgresql-client-N): its
+            // name says the version, and a restore does not wait for a process start to learn it.
+            if (versionedMajor is { } known)
+            {
+                return new PgTools(dir, null, known);
             }
 
             var (exitCode, output) = await RunAsync(Path.Combine(dir, "pg_dump"), ["--version"], null, cancellationToken);
@@ -66,7 +81,8 @@ public sealed partial class PgTools
             $". Install postgresql-client{(serverMajor > 0 ? $"-{serverMajor}" : "")} or set Limen:Backup:PgBinDir.");
     }
 
-    private static IEnumerable<string> Candidates(int serverMajor)
+    /// <summary>Folders to try, in order; Debian's versioned ones with their major.</summary>
+    private static IEnumerable<(string Dir, int? Major)> Candidates(int serverMajor)
     {
         var versioned = Directory.Exists(VersionedRoot)
             ? Directory.GetDirectories(VersionedRoot)
@@ -74,10 +90,10 @@ public sealed partial class PgTools
                 .Where(d => d.Major >= serverMajor)
                 // The server's own major first: the closest match restores most faithfully.
                 .OrderBy(d => d.Major)
-                .Select(d => Path.Combine(d.Dir, "bin"))
+                .Select(d => (Path.Combine(d.Dir, "bin"), (int?)d.Major))
             : [];
         var path = (System.Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries);
-        return versioned.Concat(path);
+        return versioned.Concat(path.Select(dir => (dir, (int?)null)));
     }
 
     /// <summary>libpq's environment for <paramref name="connectionString"/>; the tools inherit nothing else that names a server.</summary>

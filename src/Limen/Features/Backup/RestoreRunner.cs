@@ -117,22 +117,6 @@ public static class RestoreRunner
             int.Parse(answer[1], CultureInfo.InvariantCulture) / 10000, answer[3] == "t" && relations.Count == 0);
     }
 
-    /// <summary>Opens and closes one Npgsql connection, so the first one that matters finds Npgsql compiled; failures are left to that one.</summary>
-    public static async Task WarmUpAsync(string connectionString)
-    {
-        try
-        {
-            await using var connection = new NpgsqlConnection(WithApplicationName(connectionString));
-            await connection.OpenAsync();
-            await using var command = new NpgsqlCommand("SELECT count(*) FROM pg_class WHERE false", connection);
-            await command.ExecuteScalarAsync();
-        }
-        catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
-        {
-            // Unreachable or refused: the inspection says so in its own words.
-        }
-    }
-
     /// <summary>Why restore must not go ahead on <paramref name="target"/>, or null.</summary>
     public static string? Refusal(TargetState target, bool confirmed, bool force) =>
         target.ServeConnections > 0 && !force
@@ -169,6 +153,10 @@ public static class RestoreRunner
             return (found, state.FreshPublicSchema);
         });
 
+        // The checks after the load go through psql, which connects while the load runs (native: no
+        // Npgsql JIT competing with the load for the CPU). It only reads until the load has committed.
+        await using var checks = PsqlSession.Start(tools.Psql, PgTools.Environment(connectionString, ApplicationName),
+            BackupRunLog.PsqlVariables(Guid.NewGuid(), BackupRunKinds.Restore, startedAt, archive.ArchivePath), Path.GetTempPath());
         await steps.RunAsync(empty ? "Restore the dump in one transaction (pg_restore)" : "Restore the dump in one transaction (pg_restore | psql)", async step =>
         {
             if (loading is not null)
@@ -188,22 +176,22 @@ public static class RestoreRunner
 
         var counts = await steps.RunAsync("Compare row counts with the manifest", async step =>
         {
-            var checks = await CountRowsAsync(connectionString, archive.Manifest.RowCounts, cancellationToken);
-            var wrong = checks.Where(c => !c.Matches).ToList();
+            var counted = await CountRowsAsync(checks, archive.Manifest.RowCounts, cancellationToken);
+            var wrong = counted.Where(c => !c.Matches).ToList();
             if (wrong.Count > 0)
             {
                 throw new BackupFailedException("Row counts differ from the manifest: " +
                     string.Join(", ", wrong.Select(c => $"{c.Table} {c.Restored} (manifest {c.Expected})")));
             }
 
-            step.Detail = $"{checks.Count} tables, {checks.Sum(c => c.Restored)} rows, all match";
-            return checks;
+            step.Detail = $"{counted.Count} tables, {counted.Sum(c => c.Restored)} rows, all match";
+            return counted;
         });
 
         var applied = await steps.RunAsync("Apply pending migrations", async step =>
         {
             // Building EF's model costs about a second; the common case (archive from this version) needs none of it.
-            var pending = KnownMigrations().Except(await AppliedMigrationsAsync(connectionString, cancellationToken)).Order(StringComparer.Ordinal).ToList();
+            var pending = KnownMigrations().Except(await AppliedMigrationsAsync(checks, cancellationToken)).Order(StringComparer.Ordinal).ToList();
             if (pending.Count > 0)
             {
                 await using var db = Context(connectionString);
@@ -215,11 +203,7 @@ public static class RestoreRunner
         });
         var duration = Stopwatch.GetElapsedTime(started);
 
-        var recorded = await BackupRunLog.RecordAsync(connectionString, BackupRunKinds.Restore, true, startedAt, clock.GetUtcNow(), archive.ArchivePath, archive.ArchiveSize, cancellationToken);
-        if (archive.Manifest.BackupRunId is { } runId)
-        {
-            await BackupRunLog.MarkArchiveSucceededAsync(connectionString, runId, archive.Manifest.CreatedAt, archive.ArchivePath, archive.ArchiveSize, cancellationToken);
-        }
+        var recorded = (await checks.RunAsync(BackupRunLog.RestoredInPsql(clock.GetUtcNow(), archive.ArchiveSize, archive.Manifest), cancellationToken)) is ["t"];
 
         if (!recorded)
         {
@@ -382,34 +366,15 @@ public static class RestoreRunner
         }
     }
 
-    public static async Task<List<RowCountCheck>> CountRowsAsync(string connectionString, IReadOnlyDictionary<string, long> expected, CancellationToken cancellationToken)
+    /// <summary>Each table of the manifest counted; -1 for one the restored database does not have.</summary>
+    private static async Task<List<RowCountCheck>> CountRowsAsync(PsqlSession session, IReadOnlyDictionary<string, long> expected, CancellationToken cancellationToken)
     {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken);
-        var existing = new HashSet<string>(StringComparer.Ordinal);
-        await using (var list = new NpgsqlCommand("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", connection))
-        await using (var reader = await list.ExecuteReaderAsync(cancellationToken))
-        {
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                existing.Add(reader.GetString(0));
-            }
-        }
-
-        var checks = new List<RowCountCheck>();
-        foreach (var (table, count) in expected.OrderBy(e => e.Key, StringComparer.Ordinal))
-        {
-            long restored = -1;
-            if (existing.Contains(table))
-            {
-                await using var command = new NpgsqlCommand($"SELECT count(*) FROM public.{BackupCreator.Quote(table)}", connection);
-                restored = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
-            }
-
-            checks.Add(new RowCountCheck(table, count, restored));
-        }
-
-        return checks;
+        var existing = (await session.RunAsync("SELECT tablename FROM pg_tables WHERE schemaname = 'public';", cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        var present = expected.Keys.Where(existing.Contains).Order(StringComparer.Ordinal).ToList();
+        // One statement per table, one line each, in this order (a quoted identifier is never interpolated by psql).
+        var counts = present.Count == 0 ? [] : await session.RunAsync(string.Join('\n', present.Select(t => $"SELECT count(*) FROM public.{BackupCreator.Quote(t)};")), cancellationToken);
+        var restored = present.Zip(counts, (table, count) => (table, long.Parse(count, CultureInfo.InvariantCulture))).ToDictionary(c => c.table, c => c.Item2, StringComparer.Ordinal);
+        return [.. expected.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => new RowCountCheck(e.Key, e.Value, restored.GetValueOrDefault(e.Key, -1)))];
     }
 
     private static async Task<List<Guid>> RedefineAsync(ExtractedArchive archive, string connectionString, string uri, StepProgress step, CancellationToken cancellationToken)
@@ -463,27 +428,14 @@ public static class RestoreRunner
         return redefined;
     }
 
-    private static async Task<HashSet<string>> AppliedMigrationsAsync(string connectionString, CancellationToken cancellationToken)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync(cancellationToken);
-        await using var command = new NpgsqlCommand("SELECT migration_id FROM \"__EFMigrationsHistory\"", connection);
-        var applied = new HashSet<string>(StringComparer.Ordinal);
-        try
-        {
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                applied.Add(reader.GetString(0));
-            }
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            // A dump without any Limen schema: every migration is pending.
-        }
-
-        return applied;
-    }
+    /// <summary>EF's migration history; empty for a dump without any Limen schema (every migration is pending).</summary>
+    private static async Task<HashSet<string>> AppliedMigrationsAsync(PsqlSession session, CancellationToken cancellationToken) =>
+        new(await session.RunAsync("""
+            SELECT to_regclass('public."__EFMigrationsHistory"') IS NOT NULL AS limen_has_history \gset
+            \if :limen_has_history
+            SELECT migration_id FROM "__EFMigrationsHistory";
+            \endif
+            """, cancellationToken), StringComparer.Ordinal);
 
     public static LimenDbContext Context(string connectionString) =>
         new(new DbContextOptionsBuilder<LimenDbContext>().UseNpgsql(connectionString).UseSnakeCaseNamingConvention().Options);
