@@ -195,4 +195,53 @@ public sealed class DumpStreamingTests
         using var reader = await connection.BeginTextExportAsync($"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER)");
         return await reader.ReadToEndAsync();
     }
+
+    [Fact]
+    public async Task A_pipe_written_in_small_pieces_is_handed_on_whole_in_pieces_of_at_least_the_gathered_size()
+    {
+        // sh's printf writes each line on its own, as pg_dump writes its 4 KiB buffers.
+        using var child = PgTools.Start("/bin/sh", ["-c", "i=0; while [ $i -lt 4000 ]; do printf 'line %05d\\n' $i; i=$((i+1)); done"], null);
+        var expected = string.Concat(Enumerable.Range(0, 4000).Select(i => $"line {i:00000}\n"));
+        var received = new MemoryStream();
+        var sizes = new List<int>();
+        await foreach (var piece in GatheredReads.ReadAsync(child.StandardOutput.BaseStream, 4096, CancellationToken.None))
+        {
+            sizes.Add(piece.Length);
+            received.Write(piece.Span);
+        }
+
+        await child.WaitForExitAsync();
+        Assert.Equal(expected, Encoding.ASCII.GetString(received.ToArray()));
+        Assert.True(sizes.Count > 1, $"{sizes.Count} piece(s)");
+        Assert.All(sizes[..^1], size => Assert.True(size >= 4096, $"a piece of {size} bytes before the end"));
+    }
+
+    [Fact]
+    public async Task A_reader_that_stops_early_returns_at_once_while_the_writer_still_writes()
+    {
+        // A writer that would go on for a minute: the consumer stops after its first piece, then ends the writer.
+        using var child = PgTools.Start("/bin/sh", ["-c", "while :; do echo 0123456789abcdef; sleep 0.01; done"], null);
+        var stopped = Task.Run(async () =>
+        {
+            await foreach (var piece in GatheredReads.ReadAsync(child.StandardOutput.BaseStream, 64, CancellationToken.None))
+            {
+                Assert.True(piece.Length >= 64);
+                break;
+            }
+        });
+        await stopped.WaitAsync(TimeSpan.FromSeconds(30));
+        child.Kill();
+        await child.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Debian_tools_are_found_by_their_folder_and_the_folder_names_the_version_pg_dump_reports()
+    {
+        var tools = await PgTools.ResolveAsync(null, 0, CancellationToken.None);
+
+        Assert.Equal($"/usr/lib/postgresql/{tools.Major}/bin", tools.BinDir);
+        Assert.StartsWith($"pg_dump (PostgreSQL) {tools.Major}.", await tools.DumpVersionAsync(CancellationToken.None), StringComparison.Ordinal);
+        // Asked once: the same answer, not a second process.
+        Assert.Same(tools.DumpVersionAsync(CancellationToken.None), tools.DumpVersionAsync(CancellationToken.None));
+    }
 }
