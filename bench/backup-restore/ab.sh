@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/backup-restore/ab.sh BEFORE_DLL [AFTER_DLL] — two Limen builds interleaved on the bench database (ROUNDS=5,
 # VMS=1000 AUDIT=100000; VMS=10000 AUDIT=1000000 for the large one): medians of backup, restore and their main steps.
-# The same run measures both, so a change shows apart from the machine's noise. AFTER_DLL defaults to this tree's Release build.
+# The same run measures both, so a change shows apart from the machine's noise. AFTER_DLL defaults to this tree's published build (scripts/lib.sh build_limen, as ./run.sh).
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$(dirname "$0")/../lib.sh"
 bin=$(pg_bin); base_url=$(cat "$LIMEN_STATE_DIR/database-url"); server=${base_url%/*}

@@ -47,6 +47,12 @@ step_medians() {
             printf "%5.2f s  %s\n", (m % 2) ? x[(m + 1) / 2] : (x[m / 2] + x[m / 2 + 1]) / 2, s } }'
 }
 
+# settle: a checkpoint before each timed command, so that neither side pays for the WAL the one
+# before it (or the seeding) left behind; the seeding's 440 MB had made the first large rounds slow.
+settle() {
+  PGPASSWORD=$(cat "$LIMEN_STATE_DIR/postgres-superuser-password") "$bin/psql" -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U postgres -d postgres -qtA \
+    -v ON_ERROR_STOP=1 -c CHECKPOINT >/dev/null
+}
 pg=(env PGPASSWORD=$(cat "$LIMEN_STATE_DIR/postgres-limen-password") PGHOST=127.0.0.1 PGPORT=$LIMEN_PG_PORT PGUSER=limen)
 run_started=$(now)
 sections=()
@@ -64,6 +70,9 @@ for size in $sizes; do
   limen "$server/$source_db" migrate >/dev/null
   PGPASSWORD=$(cat "$LIMEN_STATE_DIR/postgres-limen-password") "$bin/psql" -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U limen -d "$source_db" \
     -v ON_ERROR_STOP=1 -v vms="$vms" -v audit_rows="$audit_rows" -qtA -f "$(dirname "$0")/seed.sql" >/dev/null
+  # As after a day of use: statistics and visibility map current, not left to autovacuum mid-round.
+  PGPASSWORD=$(cat "$LIMEN_STATE_DIR/postgres-limen-password") "$bin/psql" -h 127.0.0.1 -p "$LIMEN_PG_PORT" -U limen -d "$source_db" \
+    -qtA -c "VACUUM (ANALYZE)" >/dev/null 2>&1
   db_size=$(psql_limen -c "SELECT pg_size_pretty(pg_database_size('$source_db'))")
 
   w=$work/$size; mkdir -p "$w/logs"
@@ -74,11 +83,11 @@ for size in $sizes; do
     order=$( [ $((round % 2)) = 1 ] && echo "limen plain" || echo "plain limen")
     for side in $order; do
       if [ "$side" = limen ]; then
-        rm -rf "$w/out"; t=$(now)
+        rm -rf "$w/out"; settle; t=$(now)
         limen "$server/$source_db" backup --output "$w/out" > "$w/logs/backup.$round"
         elapsed "$t" >> "$w/limen_backup"
       else
-        rm -f "$w/plain.dump"; t=$(now)
+        rm -f "$w/plain.dump"; settle; t=$(now)
         "${pg[@]}" "$bin/pg_dump" -Fc -d "$source_db" -f "$w/plain.dump"
         elapsed "$t" >> "$w/pg_dump"
       fi
@@ -87,6 +96,7 @@ for size in $sizes; do
     for side in $order; do
       db=limen_bench_${tag}_${size}_${side}_$round; created+=("$db")
       psql_limen -c "CREATE DATABASE $db" >/dev/null
+      settle
       if [ "$side" = limen ]; then
         t=$(now)
         limen "$server/$source_db" restore "$archive" --database "$server/$db" </dev/null > "$w/logs/restore.$round"
@@ -144,8 +154,8 @@ report=$(cat <<MD
 
 \`bench/backup-restore/run.sh $rounds "$sizes"\` on $(date -u '+%Y-%m-%d %H:%M') UTC — $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end,
 PostgreSQL $(psql_limen -c "SHOW server_version"), Limen $(dotnet "$LIMEN_DLL" --version 2>/dev/null || echo "?") (Release).
-Medians of $rounds rounds per size; each round runs both sides in alternating order. Times are wall
-clock of the whole command, process start included. The whole run took $(printf %.0f "$(elapsed "$run_started")") s.
+Medians of $rounds rounds per size; each round runs both sides in alternating order, each command
+after a CHECKPOINT. Times are wall clock of the whole command, process start included. The whole run took $(printf %.0f "$(elapsed "$run_started")") s.
 
 $(printf '%s\n\n' "${sections[@]}")
 MD
