@@ -31,8 +31,8 @@ for r in $(seq 1 ${ROUNDS:-5}); do
     psql_limen -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
   done
 done
+col() { awk -v c=$1 '{print $c}' "$2"; }  # col N FILE: the Nth column of FILE
 for side in before after; do
-  col() { awk -v c=$1 '{print $c}' "$2"; }
   echo "$side: backup $(col 1 $w/$side.backup | median) s (CPU $(col 2 $w/$side.backup | median) s), restore $(col 1 $w/$side.restore | median) s (CPU $(col 2 $w/$side.restore | median) s)"
   echo "  raw wall: $(col 1 $w/$side.backup | paste -sd' ') / $(col 1 $w/$side.restore | paste -sd' ')"
   for step in "Dump the database" "Export metadata CSVs" "Write the archive" "Verify the archive" "Restore the dump"; do

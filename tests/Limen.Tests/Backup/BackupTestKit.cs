@@ -65,6 +65,25 @@ public static class BackupTestKit
         return (database, environment);
     }
 
+    /// <summary>A migrated database holding <paramref name="auditRows"/> audit rows, and the archive `limen backup` wrote of it.</summary>
+    public static async Task<(TestDatabase Database, Dictionary<string, string> Environment, string Archive)> BackedUpWithAuditRowsAsync(int auditRows)
+    {
+        var (database, environment) = await MigratedDatabaseAsync();
+        try
+        {
+            await InsertAuditRowsAsync(database.ConnectionString, auditRows);
+            var output = TempDir();
+            var (exitCode, log) = await LimenProcess.RunAsync(environment, "backup", "--output", output);
+            Assert.True(exitCode == 0, log);
+            return (database, environment, Assert.Single(Directory.GetFiles(output)));
+        }
+        catch
+        {
+            await database.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary><paramref name="count"/> audit rows of varied text (about 330 bytes each in the dump and again in the CSV).</summary>
     public static Task InsertAuditRowsAsync(string connectionString, int count) => ExecuteAsync(connectionString, $"""
         INSERT INTO audit_logs (time, request_id, username, action, target_type, target_id, result, client_ip, user_agent, details)

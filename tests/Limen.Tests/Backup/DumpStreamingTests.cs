@@ -129,12 +129,8 @@ public sealed class DumpStreamingTests
     [Fact]
     public async Task A_fresh_target_is_loaded_while_the_archive_is_verified_and_a_file_damaged_after_the_dump_leaves_it_untouched()
     {
-        var (source, environment) = await BackupTestKit.MigratedDatabaseAsync();
+        var (source, _, archive) = await BackupTestKit.BackedUpWithAuditRowsAsync(20000);
         await using var sourceDatabase = source;
-        await BackupTestKit.InsertAuditRowsAsync(source.ConnectionString, 20000);
-        var output = BackupTestKit.TempDir();
-        Assert.Equal(0, (await LimenProcess.RunAsync(environment, "backup", "--output", output)).ExitCode);
-        var archive = Assert.Single(Directory.GetFiles(output));
         Assert.Equal("database.dump", BackupTestKit.EntryOrder(archive)[0]);
 
         // A byte flipped in a CSV, which comes after the dump: pg_restore has had the whole dump but

@@ -53,14 +53,9 @@ public sealed class ParallelGzipTests
     [Fact]
     public async Task A_backup_of_several_chunks_is_read_by_tar_restores_and_refuses_a_flipped_byte_before_touching_the_target()
     {
-        var (source, environment) = await BackupTestKit.MigratedDatabaseAsync();
-        await using var sourceDatabase = source;
         // About 20 MB of dump and CSVs: many chunks, compressed on every core.
-        await BackupTestKit.InsertAuditRowsAsync(source.ConnectionString, 60000);
-        var output = BackupTestKit.TempDir();
-        var (exitCode, log) = await LimenProcess.RunAsync(environment, "backup", "--output", output);
-        Assert.True(exitCode == 0, log);
-        var archive = Assert.Single(Directory.GetFiles(output));
+        var (source, _, archive) = await BackupTestKit.BackedUpWithAuditRowsAsync(60000);
+        await using var sourceDatabase = source;
 
         // Debian's tar and sha256sum read it: every file as the manifest says.
         var extracted = BackupTestKit.TempDir();
@@ -77,7 +72,7 @@ public sealed class ParallelGzipTests
         Assert.True(sumExit == 0, sumOutput);
 
         await using var target = await TestDatabase.CreateAsync();
-        (exitCode, log) = await LimenProcess.RunAsync(BackupTestKit.Environment(target.ConnectionString, BackupTestKit.TempDir()), "restore", archive);
+        var (exitCode, log) = await LimenProcess.RunAsync(BackupTestKit.Environment(target.ConnectionString, BackupTestKit.TempDir()), "restore", archive);
         Assert.True(exitCode == 0, log);
         Assert.Equal(60000, await target.ScalarAsync("SELECT count(*) FROM audit_logs"));
 
