@@ -93,12 +93,15 @@ public sealed class MigrationTests(SimulatedHostsFixture hosts, Xunit.Abstractio
             var progress = seen.Where(m => m.Event == "vm.migration.progress").Select(m => m.Json.GetProperty("data")).ToList();
             Assert.NotEmpty(progress);
             Assert.All(progress, p => Assert.Equal(host3.Id, p.GetProperty("target_host_id").GetGuid()));
+            // The last reading is the completed job's: nothing left, however quick the move was.
+            Assert.Equal(0, progress[^1].GetProperty("data_remaining").GetInt64());
 
             var history = await Ok(await admin.GetAsync($"/api/vms/{id}/migrations"));
             output.WriteLine(history.ToString());
             var record = Assert.Single(history.EnumerateArray());
             Assert.Equal(("completed", "live", "copy"), (record.GetProperty("result").GetString(), record.GetProperty("mode").GetString(), record.GetProperty("storage").GetString()));
             Assert.True(record.GetProperty("downtime_ms").GetInt64() >= 0);
+            Assert.Equal((progress[^1].GetProperty("data_total").GetInt64(), 0L), (record.GetProperty("data_total").GetInt64(), record.GetProperty("data_remaining").GetInt64()));
             Assert.Equal(1, await server.Database.ScalarAsync(
                 $"SELECT count(*) FROM audit_logs WHERE action = 'vm.migrate' AND result = 'success' AND target_id = '{id}' AND details->>'target_host' = '{host3.Name}'"));
 

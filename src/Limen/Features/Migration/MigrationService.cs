@@ -181,7 +181,11 @@ public sealed partial class MigrationService(
         return placed.Host is { } chosen ? (chosen, null) : (null, new Conflict($"No other host can take the VM: {placed.Decision.Reason}"));
     }
 
-    /// <summary>Live migration, direct (this server holds both connections); returns the downtime the target measured.</summary>
+    /// <summary>
+    /// Live migration, direct (this server holds both connections); returns the downtime the target
+    /// measured. Progress is published while it runs and once more from the completed job, so even a
+    /// move quicker than one progress interval reports what it moved.
+    /// </summary>
     private async Task<long?> MoveLiveAsync(Vm vm, VmMigration migration, RegisteredHost source, RegisteredHost target, bool shared)
     {
         var flags = MigrationFlags.Live | MigrationFlags.PersistDestination | MigrationFlags.UndefineSource | MigrationFlags.AbortOnError;
@@ -210,30 +214,40 @@ public sealed partial class MigrationService(
             BandwidthMiBs = (ulong?)options.Value.BandwidthMiBs,
         };
 
-        using var stop = new CancellationTokenSource();
-        var progress = ReportProgressAsync(vm, migration, source, target, stop.Token);
-        try
+        DomainJobInfo? completed;
+        using (var stop = new CancellationTokenSource())
         {
-            return await Task.Run(() => source.Hypervisor.RunWith(target.Hypervisor, (from, to) => WithDomain(from, vm.Id, domain =>
+            var progress = ReportProgressAsync(vm, migration, source, target, stop.Token);
+            try
             {
-                using var moved = domain.MigrateTo(to, parameters, flags);
-                try
+                completed = await Task.Run(() => source.Hypervisor.RunWith(target.Hypervisor, (from, to) => WithDomain(from, vm.Id, domain =>
                 {
-                    return (long?)moved.GetJobStats(completed: true).DowntimeMs;
-                }
-                catch (LibvirtException e)
-                {
-                    // The move is done; only its figure is missing.
-                    LogDowntimeUnreadable(vm.Id, e.Message);
-                    return null;
-                }
-            })));
+                    using var moved = domain.MigrateTo(to, parameters, flags);
+                    try
+                    {
+                        return moved.GetJobStats(completed: true);
+                    }
+                    catch (LibvirtException e)
+                    {
+                        // The move is done; only its figures are missing.
+                        LogDowntimeUnreadable(vm.Id, e.Message);
+                        return null;
+                    }
+                })));
+            }
+            finally
+            {
+                await stop.CancelAsync();
+                await progress;
+            }
         }
-        finally
+
+        if (completed is not null)
         {
-            await stop.CancelAsync();
-            await progress;
+            await RecordProgressAsync(vm, migration, source, target, completed);
         }
+
+        return (long?)completed?.DowntimeMs;
     }
 
     /// <summary>A stopped VM: its disk copied (unless shared), defined on the target, then undefined on the source.</summary>
@@ -281,20 +295,29 @@ public sealed partial class MigrationService(
                     continue;
                 }
 
-                await using var context = await progressDb.CreateDbContextAsync(stop);
-                await context.VmMigrations.Where(m => m.Id == migration.Id).ExecuteUpdateAsync(m => m
-                    .SetProperty(x => x.DataTotal, (long?)job.DataTotal)
-                    .SetProperty(x => x.DataRemaining, (long?)job.DataRemaining), stop);
-                await events.PublishAsync(new EventDraft(EventTypes.VmMigrationProgress, vm.OwnerId, vm.Id,
-                    new MigrationProgress(vm.Id, migration.Id, source.Id, target.Id, (long?)job.DataTotal, (long?)job.DataProcessed, (long?)job.DataRemaining)), stop);
-                migration.DataTotal = (long?)job.DataTotal;
-                migration.DataRemaining = (long?)job.DataRemaining;
+                await RecordProgressAsync(vm, migration, source, target, job);
             }
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {
             // The migration ended.
         }
+    }
+
+    /// <summary>
+    /// One reading into the migration's row and out as vm.migration.progress. Not cancelled by the
+    /// migration's end: a reading taken is a reading told.
+    /// </summary>
+    private async Task RecordProgressAsync(Vm vm, VmMigration migration, RegisteredHost source, RegisteredHost target, DomainJobInfo job)
+    {
+        await using var context = await progressDb.CreateDbContextAsync(CancellationToken.None);
+        await context.VmMigrations.Where(m => m.Id == migration.Id).ExecuteUpdateAsync(m => m
+            .SetProperty(x => x.DataTotal, (long?)job.DataTotal)
+            .SetProperty(x => x.DataRemaining, (long?)job.DataRemaining), CancellationToken.None);
+        await events.PublishAsync(new EventDraft(EventTypes.VmMigrationProgress, vm.OwnerId, vm.Id,
+            new MigrationProgress(vm.Id, migration.Id, source.Id, target.Id, (long?)job.DataTotal, (long?)job.DataProcessed, (long?)job.DataRemaining)), CancellationToken.None);
+        migration.DataTotal = (long?)job.DataTotal;
+        migration.DataRemaining = (long?)job.DataRemaining;
     }
 
     private static T WithDomain<T>(LibvirtConnection connection, Guid vmId, Func<LibvirtDomain, T> action)
