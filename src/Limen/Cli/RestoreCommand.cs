@@ -42,9 +42,12 @@ public static class RestoreCommand
                     overrides["Limen:StateDir"] = dir;
                 }
 
+                // A target given by URL is parsed beside the configuration: Npgsql's connection-string
+                // code loads on first use (about 15 ms), and the inspection waits for both.
+                var given = parse.GetValue(database) is { } url ? Task.Run(() => DatabaseConnection.FromUrl(url)) : null;
                 var configuration = CommandHost.Configuration(overrides);
                 var options = BackupOptions.From(configuration);
-                var target = parse.GetValue(database) is { } url ? DatabaseConnection.FromUrl(url) : DatabaseConnection.Resolve(configuration);
+                var target = given is not null ? await given : DatabaseConnection.Resolve(configuration);
 
                 // The target is only read (never written) while the archive is verified, so both run
                 // together; an archive problem is reported first, whatever the target's state.
@@ -55,19 +58,19 @@ public static class RestoreCommand
                 // A fresh target that may be restored without asking is loaded while the archive is
                 // verified; the feed holds back the dump's end until the archive is proven good.
                 var feed = new DumpFeed();
-                var loading = inspecting.ContinueWith(inspected =>
-                    inspected.IsCompletedSuccessfully && inspected.Result.FreshPublicSchema && RestoreRunner.Refusal(inspected.Result, confirmed, forced) is null
-                        ? RestoreRunner.LoadWhileVerifyingAsync(inspected.Result, options.PgBinDir, feed, target, signals.Token)
-                        : null, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+                // pg_restore starts at once and is fed only once the inspection has allowed it (LoadWhileVerifyingAsync).
+                var loading = Task.Run(() => RestoreRunner.LoadWhileVerifyingAsync(
+                    inspecting, inspected => RestoreRunner.Refusal(inspected, confirmed, forced) is null, options.PgBinDir, feed, target, signals.Token));
                 ExtractedArchive verified;
                 try
                 {
-                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, LimenCli.WithStartLine(steps), signals.Token, feed));
+                    verified = await Steps.OnConsoleAsync(steps => RestoreRunner.VerifyAsync(parse.GetValue(archive)!, LimenCli.WithStartLine(steps), signals.Token,
+                        RestoreRunner.FilesRead(parse.GetValue(withConfig), parse.GetValue(redefine)), feed));
                 }
                 catch
                 {
                     await inspecting.ContinueWith(_ => { }, TaskScheduler.Default);
-                    if (await loading is { } abandoned)
+                    if (await loading.ContinueWith(decided => decided.IsCompletedSuccessfully ? decided.Result : null, TaskScheduler.Default) is { } abandoned)
                     {
                         await abandoned.ContinueWith(_ => { }, TaskScheduler.Default);
                     }

@@ -34,6 +34,25 @@ public sealed class ArchiveVerificationTests(ArchiveFixture fixture) : IClassFix
         Assert.Equal(fixture.Backup.Manifest.Files, archive.Manifest.Files);
     }
 
+    [Fact]
+    public async Task The_files_a_restore_does_not_read_are_checked_but_not_written_out()
+    {
+        var restoreReads = RestoreRunner.FilesRead(configuration: false, domains: false);
+        using (var archive = await RestoreRunner.VerifyAsync(fixture.Archive, new PlainSteps(TextWriter.Null), CancellationToken.None, restoreReads))
+        {
+            var written = Directory.GetFiles(archive.Dir, "*", SearchOption.AllDirectories).Select(f => Path.GetRelativePath(archive.Dir, f)).Order(StringComparer.Ordinal);
+            Assert.Equal(["database.dump", "manifest.json", "manifest.json.sha256"], written);
+            Assert.True(File.Exists(archive.PathOf(BackupManifest.DumpFile)));
+            Assert.Throws<InvalidOperationException>(() => archive.PathOf("metadata/vms.csv"));
+            Assert.Contains(archive.Manifest.Files, f => f.Path == "metadata/vms.csv");
+        }
+
+        var changed = BackupTestKit.Repack(fixture.Archive, dir => BackupTestKit.FlipByte(Path.Combine(dir, "metadata", "vms.csv")));
+        var e = await Assert.ThrowsAsync<ArchiveRejectedException>(() =>
+            RestoreRunner.VerifyAsync(changed, new PlainSteps(TextWriter.Null), CancellationToken.None, restoreReads));
+        Assert.Contains("metadata/vms.csv: sha256", e.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [MemberData(nameof(Files))]
     public async Task A_byte_flipped_in_any_file_is_refused(string file)

@@ -40,12 +40,14 @@ public static class RestoreRunner
     public const string ApplicationName = "limen-restore";
 
     /// <summary>StepProgress 1, before anything is touched: the archive is intact, ours, and from a schema this Limen knows.</summary>
+    /// <param name="extract">The files the caller reads (<see cref="FilesRead"/>); null extracts all.</param>
     /// <param name="feed">Set when the dump is loaded while the archive is verified (<see cref="LoadWhileVerifyingAsync"/>); told the verdict.</param>
-    public static async Task<ExtractedArchive> VerifyAsync(string archivePath, Steps steps, CancellationToken cancellationToken, DumpFeed? feed = null)
+    public static async Task<ExtractedArchive> VerifyAsync(
+        string archivePath, Steps steps, CancellationToken cancellationToken, Func<string, bool>? extract = null, DumpFeed? feed = null)
     {
         try
         {
-            var archive = await VerifyCoreAsync(archivePath, steps, feed, cancellationToken);
+            var archive = await VerifyCoreAsync(archivePath, steps, extract, feed, cancellationToken);
             feed?.Verified();
             return archive;
         }
@@ -56,10 +58,21 @@ public static class RestoreRunner
         }
     }
 
-    private static Task<ExtractedArchive> VerifyCoreAsync(string archivePath, Steps steps, DumpFeed? feed, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// What <see cref="RestoreAsync"/> reads from a verified archive: the dump, the configuration
+    /// with <see cref="RestoreRequest.ConfigOutputDir"/>, the domain XMLs with
+    /// <see cref="RestoreRequest.RedefineDomainsUri"/>; never the metadata CSVs.
+    /// </summary>
+    public static Func<string, bool> FilesRead(bool configuration, bool domains) =>
+        path => path == BackupManifest.DumpFile
+            || (configuration && path == BackupManifest.ConfigFile)
+            || (domains && path.StartsWith(BackupManifest.DomainsDir + "/", StringComparison.Ordinal));
+
+    private static Task<ExtractedArchive> VerifyCoreAsync(
+        string archivePath, Steps steps, Func<string, bool>? extract, DumpFeed? feed, CancellationToken cancellationToken) =>
         steps.RunAsync("Verify the archive (format, every checksum)", async step =>
         {
-            var archive = await BackupArchive.OpenAsync(archivePath, step.Report, cancellationToken, feed);
+            var archive = await BackupArchive.OpenAsync(archivePath, step.Report, cancellationToken, extract, feed);
             try
             {
                 var migration = archive.Manifest.SchemaMigration;
@@ -232,39 +245,93 @@ public static class RestoreRunner
     }
 
     /// <summary>
-    /// Loads a fresh target (<see cref="TargetState.FreshPublicSchema"/>, refusal rules already
-    /// applied) from the dump as verification writes it out: pg_restore in one transaction, reading
-    /// <paramref name="feed"/>, which holds back the dump's last bytes until the whole archive is
-    /// proven good. Rejected: pg_restore is killed before it could commit, and the server rolls back.
+    /// Loads a fresh target (<see cref="TargetState.FreshPublicSchema"/>, refusal rules applied by
+    /// <paramref name="mayLoad"/>) from the dump as verification writes it out: pg_restore in one
+    /// transaction, reading <paramref name="feed"/>, which holds back the dump's last bytes until the
+    /// whole archive is proven good. Rejected: pg_restore is killed before it could commit, and the
+    /// server rolls back. Completes once the inspection has answered: with the load under way, or with
+    /// null, having loaded nothing, for a target that must not be loaded early.
     /// </summary>
-    public static async Task LoadWhileVerifyingAsync(TargetState target, string? pgBinDir, DumpFeed feed, string connectionString, CancellationToken cancellationToken)
+    /// <remarks>
+    /// pg_restore is started before the target's inspection answers, so its start is off the way to
+    /// the load (about 20 ms). That is safe: it reads the dump's table of contents before it connects,
+    /// and it is given no byte of the dump unless <paramref name="mayLoad"/> agreed; otherwise it is
+    /// killed unconnected. It is the tools' oldest pg_restore, as the inspection's psql; one older than
+    /// the server is replaced (<see cref="PgTools.ResolveAsync"/>'s rule, applied with the server's major).
+    /// </remarks>
+    public static async Task<Task?> LoadWhileVerifyingAsync(
+        Task<TargetState> inspecting, Func<TargetState, bool> mayLoad, string? pgBinDir, DumpFeed feed, string connectionString, CancellationToken cancellationToken)
     {
-        var tools = await PgTools.ResolveAsync(pgBinDir, target.ServerMajor, cancellationToken);
         var environment = PgTools.Environment(WithApplicationName(connectionString), ApplicationName);
-        using var restore = PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
-        var output = restore.StandardOutput.ReadToEndAsync(cancellationToken);
-        var errors = restore.StandardError.ReadToEndAsync(cancellationToken);
+        var tools = await PgTools.ResolveAsync(pgBinDir, 0, cancellationToken);
+        var restore = PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
         try
         {
-            await feed.CopyToAsync(restore.StandardInput.BaseStream, cancellationToken);
-            restore.StandardInput.Close();
-        }
-        catch (IOException)
-        {
-            // pg_restore stopped reading: it failed, and says why below.
+            var target = await inspecting;
+            if (!target.FreshPublicSchema || !mayLoad(target))
+            {
+                await KillAsync(restore);
+                return null;
+            }
+
+            if (tools.Major < target.ServerMajor)
+            {
+                await KillAsync(restore);
+                tools = await PgTools.ResolveAsync(pgBinDir, target.ServerMajor, cancellationToken);
+                restore = PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
+            }
         }
         catch
         {
-            restore.Kill(entireProcessTree: true);
-            await restore.WaitForExitAsync(CancellationToken.None);
+            // The inspection failed (the caller reports it) or no suitable pg_restore: nothing was fed.
+            await KillAsync(restore);
             throw;
         }
 
-        await PgTools.WaitAsync(restore, cancellationToken);
-        if (restore.ExitCode != 0)
+        return FeedAsync(restore, feed, cancellationToken);
+    }
+
+    /// <summary>Writes the dump to pg_restore as it is verified and waits for the commit; pg_restore is never left running.</summary>
+    private static async Task FeedAsync(Process restore, DumpFeed feed, CancellationToken cancellationToken)
+    {
+        try
         {
-            throw new BackupFailedException(
-                $"pg_restore failed (exit code {restore.ExitCode}): {PgTools.Tail(await output + await errors)}; the transaction was rolled back, nothing was restored.");
+            var output = restore.StandardOutput.ReadToEndAsync(cancellationToken);
+            var errors = restore.StandardError.ReadToEndAsync(cancellationToken);
+            try
+            {
+                await feed.CopyToAsync(restore.StandardInput.BaseStream, cancellationToken);
+                restore.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // pg_restore stopped reading: it failed, and says why below.
+            }
+
+            await PgTools.WaitAsync(restore, cancellationToken);
+            if (restore.ExitCode != 0)
+            {
+                throw new BackupFailedException(
+                    $"pg_restore failed (exit code {restore.ExitCode}): {PgTools.Tail(await output + await errors)}; the transaction was rolled back, nothing was restored.");
+            }
+        }
+        finally
+        {
+            // Rejected or cancelled: killed before it could commit.
+            await KillAsync(restore);
+        }
+    }
+
+    /// <summary>Kills <paramref name="process"/> if it still runs, and releases it.</summary>
+    private static async Task KillAsync(Process process)
+    {
+        using (process)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync(CancellationToken.None);
+            }
         }
     }
 
