@@ -42,12 +42,9 @@ public static class RestoreCommand
                     overrides["Limen:StateDir"] = dir;
                 }
 
-                // A target given by URL is parsed beside the configuration: Npgsql's connection-string
-                // code loads on first use (about 15 ms), and the inspection waits for both.
-                var given = parse.GetValue(database) is { } url ? Task.Run(() => DatabaseConnection.FromUrl(url)) : null;
                 var configuration = CommandHost.Configuration(overrides);
                 var options = BackupOptions.From(configuration);
-                var target = given is not null ? await given : DatabaseConnection.Resolve(configuration);
+                var target = parse.GetValue(database) is { } url ? DatabaseConnection.FromUrl(url) : DatabaseConnection.Resolve(configuration);
 
                 // The target is only read (never written) while the archive is verified, so both run
                 // together; an archive problem is reported first, whatever the target's state.
