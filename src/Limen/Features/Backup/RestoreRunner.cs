@@ -263,8 +263,9 @@ public static class RestoreRunner
         Task<TargetState> inspecting, Func<TargetState, bool> mayLoad, string? pgBinDir, DumpFeed feed, string connectionString, CancellationToken cancellationToken)
     {
         var environment = PgTools.Environment(WithApplicationName(connectionString), ApplicationName);
+        Process Start(PgTools tools) => PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
         var tools = await PgTools.ResolveAsync(pgBinDir, 0, cancellationToken);
-        var restore = PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
+        var restore = Start(tools);
         try
         {
             var target = await inspecting;
@@ -276,9 +277,10 @@ public static class RestoreRunner
 
             if (tools.Major < target.ServerMajor)
             {
-                await KillAsync(restore);
-                tools = await PgTools.ResolveAsync(pgBinDir, target.ServerMajor, cancellationToken);
-                restore = PgTools.Start(tools.PgRestore, RestoreIntoArguments(environment), environment, redirectInput: true);
+                // Resolved and started before the old one goes, so a failure leaves one process for the catch below.
+                var older = restore;
+                restore = Start(await PgTools.ResolveAsync(pgBinDir, target.ServerMajor, cancellationToken));
+                await KillAsync(older);
             }
         }
         catch
